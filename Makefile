@@ -1,0 +1,38 @@
+# The study book's pipeline. `make book` and `make test` do all set-up on a fresh clone.
+PROFILE ?= cpu
+PYTHON ?= python3.11
+ARCHIVES ?= ../shared/data
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all setup data book test bench clean
+all: book
+
+# The virtual environment, re-made when the pins change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+setup: $(STAMP)
+
+# Unpack ../shared/data (sha256 checked) into data/, or download with torchvision.
+data: setup
+	$(PY) -m simplecnn data --archives $(ARCHIVES)
+
+# Execute the notebooks that changed (papermill) and build the HTML (jupyter-book 1.x).
+book: data
+	$(PY) -m simplecnn book --profile $(PROFILE)
+
+# Unit tests, then a smoke-profile build of the whole book.
+test: data
+	$(PY) -m pytest
+
+# Training throughput of the core against a naive ImageFolder + DataLoader pipeline.
+bench: data
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf build

@@ -1,0 +1,188 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The architecture zoo: what the classic CNNs cost
+#
+# Before simplifying a classifier we measure what the classic ones spend. For AlexNet,
+# VGG-11/13/16/19 (with and without batch norm), GoogLeNet and ResNet-18/34/50/101/152 at
+# 224×224 with 1000 classes, as in the lecture (source 003), this chapter counts
+# parameters and multiply-accumulates (MACs), the memory of a forward pass's activations
+# beside the memory of the parameters, the measured peak memory of one training step, and
+# the theoretical receptive field of the last convolutional layer. Weights are random:
+# only shapes matter here.
+
+# %% tags=["parameters"]
+profile = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+models = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+          "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]  # torchvision names
+resolution = 224  # input side (px) for parameters, MACs, activations and receptive fields
+peak_batch = 8  # batch of the measured training step (0: skip the measurement)
+peak_resolution = 224  # input side (px) of the measured training step
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from myst_nb import glue
+
+from simplecnn import plots, results, zoo
+
+started = time.time()
+MiB = 2**20
+table = zoo.zoo_table(models, resolution, peak_batch or None, peak_resolution)
+table["family"] = [n.rstrip("0123456789").replace("_bn", "") + ("+BN" if n.endswith("_bn") else "") for n in table.index]
+
+# %% [markdown]
+# ## The table
+#
+# MACs are counted by ptflops (aten backend: convolutions and matrix products only); the
+# lecture's "FLOPs" are multiply-adds too, so they compare directly. A FLOP count proper
+# is about twice the MAC count. Activations are the outputs of every layer for one image
+# in fp32; the peak is measured while one SGD step with momentum runs on a batch of
+# {glue:text}`peak_batch` images, over what model and input already occupy.
+
+# %%
+glue("peak_batch", peak_batch, display=False)
+shown = pd.DataFrame({
+    "params (M)": table["params"] / 1e6,
+    "lecture params (M)": table["lecture_params_m"],
+    "GMACs": table["macs"] / 1e9,
+    "lecture GMACs": table["lecture_gmacs"],
+    "activations (MiB)": table["activation_bytes"] / MiB,
+    "parameters (MiB)": table["param_bytes"] / MiB,
+    "train-step peak (MiB)": table.get("train_step_peak_bytes", pd.Series(dtype=float)) / MiB,
+    "receptive field (px)": table["receptive_field"],
+})
+shown.style.format(precision=2, na_rep="")
+
+# %% [markdown]
+# ## Parameters against compute
+#
+# The two costs are nearly unrelated across families: VGG's fully connected layers hold
+# most of its parameters while its convolutions at full resolution hold most of its
+# MACs; GoogLeNet and the ResNets drop the big fully connected layers for global average
+# pooling.
+
+# %%
+ax = plots.labelled_scatter(table.assign(GMACs=table["macs"] / 1e9, Mparams=table["params"] / 1e6),
+                            "Mparams", "GMACs", hue="family", xlabel="parameters (millions)",
+                            ylabel="multiply-accumulates per image (G)")
+ax.set_title(f"Parameters vs MACs at {resolution}×{resolution}");
+
+# %% [markdown]
+# ## Activation memory against parameter memory
+#
+# Per image, activations are small next to the parameters of VGG and AlexNet but not
+# next to a ResNet's; they grow with the batch while parameters do not, which is why
+# training memory is dominated by activations (the motivation of the patch-wise
+# classifiers in the next chapters, which never hold a full image's activations).
+
+# %%
+fig, axes = plt.subplots(1, 2 if peak_batch else 1, figsize=(13 if peak_batch else 7, 5), squeeze=False)
+plots.labelled_scatter(table.assign(act=table["activation_bytes"] / MiB, par=table["param_bytes"] / MiB),
+                       "par", "act", hue="family", xlabel="parameter memory (MiB, fp32)",
+                       ylabel="activation memory per image (MiB, fp32)", ax=axes[0][0])
+lim = [min(axes[0][0].get_xlim()[0], axes[0][0].get_ylim()[0]), max(axes[0][0].get_xlim()[1], axes[0][0].get_ylim()[1])]
+axes[0][0].plot(lim, lim, ls="--", c="grey", lw=1)
+if peak_batch:
+    estimate = (3 * table["param_bytes"] + peak_batch * table["activation_bytes"]) / MiB
+    frame = pd.DataFrame({"measured peak": table["train_step_peak_bytes"] / MiB,
+                          "weights+grads+momentum+batch×activations": estimate}).reset_index()
+    sns.barplot(data=frame.melt(id_vars="model", var_name="what", value_name="MiB"), y="model", x="MiB",
+                hue="what", ax=axes[0][1])
+    axes[0][1].set_title(f"one training step, batch {peak_batch} at {peak_resolution} px")
+fig.tight_layout()
+
+# %% [markdown]
+# The rough estimate on the right (parameters three times: weights, gradients, momentum;
+# plus one set of activations per image) sits near the measurement; where the two differ,
+# the measurement also holds what backward needs beyond the layer outputs (for example
+# the masks of ReLUs and pools and the inputs that batch norm saves) and minus what the
+# CPU allocator reuses.
+
+# %% [markdown]
+# ## Where our numbers differ from the lecture's, and why
+
+# %%
+macs_g = table["macs"] / 1e9
+original = {n: zoo.original_resnet_macs(n, resolution) / 1e9 for n in ("resnet50", "resnet101", "resnet152") if n in table.index}
+for n, v in original.items():
+    glue(f"{n}_gmacs", float(macs_g[n]), display=False)
+    glue(f"{n}_gmacs_v1", v, display=False)
+    glue(f"{n}_gmacs_lecture", float(table.loc[n, "lecture_gmacs"]), display=False)
+for n in ("vgg16", "googlenet", "alexnet"):
+    if n in table.index:
+        glue(f"{n}_params_m", float(table.loc[n, "params"] / 1e6), display=False)
+pd.DataFrame({"torchvision (v1.5) GMACs": {n: float(macs_g[n]) for n in original},
+              "stride in 1×1 (original) GMACs": original,
+              "lecture GMACs": {n: float(table.loc[n, "lecture_gmacs"]) for n in original}}).round(3)
+
+# %% [markdown]
+# - **ResNet-50/101/152: stride placement.** torchvision's bottleneck ResNets are "v1.5":
+#   the stride-2 of each down-sampling block sits in the 3×3 convolution, which then runs
+#   at the higher resolution. Moving it back into the first 1×1 convolution, as in the
+#   original paper, gives exactly the lecture's multiply-adds (table above; for ResNet-50
+#   {glue:text}`resnet50_gmacs:.2f` G in torchvision against
+#   {glue:text}`resnet50_gmacs_v1:.2f` G in the original layout and
+#   {glue:text}`resnet50_gmacs_lecture` G in the lecture). ResNet-18/34 use basic blocks
+#   and agree without change.
+# - **FLOPs or multiply-adds.** The lecture's ResNet row is labelled FLOPs but counts
+#   multiply-adds, like ptflops; a FLOP count proper doubles every figure.
+# - **VGG.** Parameter counts agree with the lecture's Table 2 (VGG-16:
+#   {glue:text}`vgg16_params_m:.1f` M against 138 M); configuration C of the lecture's table
+#   (with 1×1 convolutions) has no torchvision counterpart, and the `_bn` variants add
+#   batch norm, which adds few parameters and no MACs that the aten counter sees.
+# - **GoogLeNet.** torchvision's network has {glue:text}`googlenet_params_m:.2f` M
+#   parameters against the lecture's 6.7977 M: it is counted here without the two
+#   auxiliary classifiers (training-only heads), it adds batch norm, and its "5×5" branch
+#   uses a 3×3 kernel, a known quirk kept for compatibility with its published weights.
+# - **AlexNet.** torchvision follows the single-GPU "one weird trick" variant (64, 192,
+#   384, 256, 256 channels) instead of the original's 96, 256, 384, 384, 256, so its
+#   first layers hold fewer neurons than the lecture's list from the original paper:
+
+# %%
+zoo.alexnet_neurons().set_index("layer")
+
+# %% [markdown]
+# ## Receptive fields
+#
+# The theoretical receptive field of the last convolution (`simplecnn.receptive`, computed
+# over the traced graph and checked against gradients in the tests) exceeds the 224 px
+# input for every ResNet and GoogLeNet: border effects, not the field, limit what their
+# last layer sees. AlexNet's 163 px and VGG's fields are smaller than the image. The
+# stride placement matters here too: ResNet-50 has a field of
+# {glue:text}`rf_resnet50` px as torchvision builds it and {glue:text}`rf_resnet50_v1` px
+# in the original layout. The patch classifiers of the later chapters cut this field down
+# to 9–33 px on purpose.
+
+# %%
+from simplecnn.receptive import receptive_field
+
+if "resnet50" in table.index:
+    glue("rf_resnet50", int(table.loc["resnet50", "receptive_field"]), display=False)
+    glue("rf_resnet50_v1", receptive_field(zoo.stride_in_1x1(zoo.build_zoo_model("resnet50")))["receptive_field"],
+         display=False)
+ax = sns.barplot(x=table["receptive_field"], y=table.index, hue=table["family"], dodge=False)
+ax.axvline(resolution, ls="--", c="grey")
+ax.set_xlabel("receptive field of the last conv layer (px); dashed: input size");
+
+# %%
+headline = {name: {"params": int(r["params"]), "macs": int(r["macs"]), "activation_bytes": int(r["activation_bytes"]),
+                   "receptive_field": int(r["receptive_field"]), "param_bytes": int(r["param_bytes"]),
+                   **({"train_step_peak_bytes": int(r["train_step_peak_bytes"])} if peak_batch else {})}
+            for name, r in table.iterrows()}
+path = results.write_results("zoo", profile, {"models": models, "resolution": resolution, "peak_batch": peak_batch,
+                                              "peak_resolution": peak_resolution}, headline, started)
+print(f"wrote {path}")

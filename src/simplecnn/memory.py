@@ -1,0 +1,90 @@
+"""Memory of a forward pass: counted activations, and measured peak of one training step.
+
+Activations are counted with forward hooks (every leaf module's output, each storage once,
+so in-place ReLUs are not counted twice). The peak of a training step is measured, not
+estimated: on CUDA with the allocator's peak counter; on the CPU in a fresh subprocess
+whose resident-set high-water mark is reset (``/proc/self/clear_refs``) just before the
+step, so the figure is the step's own growth over model, input and interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def layer_outputs(model: nn.Module, input_size: tuple[int, ...]) -> list[tuple[str, int]]:
+    """(module name, values) of each leaf module's output for one input, each storage once."""
+    seen: set[int] = set()
+    alive: list[torch.Tensor] = []  # held so that a freed storage's address is not reused and skipped
+    out: list[tuple[str, int]] = []
+
+    def hook(name):
+        def record(_module, _inputs, output):
+            for t in output if isinstance(output, (tuple, list)) else [output]:
+                if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in seen:
+                    seen.add(t.untyped_storage().data_ptr())
+                    alive.append(t)
+                    out.append((name, t.numel()))
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if not list(m.children())]
+    try:
+        model.eval()(torch.zeros(1, *input_size))
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def activation_bytes(model: nn.Module, input_size: tuple[int, ...], bytes_per_value: int = 4) -> int:
+    """Sum of the outputs of all leaf modules for one input (batch 1), at ``bytes_per_value``."""
+    return sum(n for _, n in layer_outputs(model, input_size)) * bytes_per_value
+
+
+def _read_status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def train_step_peak(model: nn.Module, batch: int, resolution: int, num_classes: int) -> int:
+    """Peak bytes one SGD step (forward, backward, momentum update) adds, measured in-process."""
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, resolution, resolution)
+    y = torch.randint(0, num_classes, (batch,))
+    if torch.cuda.is_available():
+        model, x, y = model.cuda(), x.cuda(), y.cuda()
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
+        base = _read_status("VmRSS")
+    out = model(x)
+    loss = nn.functional.cross_entropy(out if isinstance(out, torch.Tensor) else out[0], y)
+    loss.backward()
+    opt.step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    return _read_status("VmHWM") - base
+
+
+def measure_train_step_peak(model_name: str, batch: int, resolution: int, num_classes: int = 1000) -> int:
+    """``train_step_peak`` of a zoo model in a fresh interpreter (nothing else in its memory)."""
+    args = json.dumps([model_name, batch, resolution, num_classes])
+    code = ("import json,sys; from simplecnn.memory import train_step_peak; from simplecnn.zoo import build_zoo_model;"
+            "n,b,r,c=json.loads(sys.argv[1]); print(json.dumps(train_step_peak(build_zoo_model(n,c),b,r,c)))")
+    done = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring {model_name} failed:\n{done.stderr[-2000:]}")
+    return int(json.loads(done.stdout.strip().splitlines()[-1]))

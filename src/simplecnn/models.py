@@ -1,0 +1,156 @@
+"""Model registry: one configurable ResNet builder and its named configurations.
+
+Like timm, named models are thin registrations over one builder: ``resnet18`` (ImageNet
+stem, torchvision-compatible), ``cifar_resnet18`` (3×3 stem, no max-pool, for 32 px
+inputs), each narrowed by ``width``. Studies register more configurations (limited
+ResNets, BagNets, cascade stages) with ``@register``. Every model takes float images in
+[0, 1]; ``Normalize`` as its first layer keeps preprocessing inside the model, so Grad-CAM,
+deletion curves and the cascade all feed the same tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+from torch import nn
+
+Builder = Callable[..., nn.Module]
+MODELS: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    def wrap(fn: Builder) -> Builder:
+        MODELS[name] = fn
+        return fn
+    return wrap
+
+
+def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """Build a registered model; an unknown name or argument is an error naming the options."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    try:
+        return MODELS[name](num_classes=num_classes, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad arguments {kwargs} for model {name!r}: {exc}") from None
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, with the statistics stored in the state dict."""
+
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout)]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Block(nn.Module):
+    """Residual block: basic (two k×k convs) or bottleneck (1×1, k×k, 1×1, ×4), stride in the k×k."""
+
+    def __init__(self, cin: int, cout: int, stride: int, bottleneck: bool, kernel: int,
+                 first_kernel: int, skip_kernel: int):
+        super().__init__()
+        if bottleneck:
+            mid = cout // 4
+            self.body = nn.Sequential(conv_bn(cin, mid, 1), conv_bn(mid, mid, kernel, stride),
+                                      conv_bn(mid, cout, 1, relu=False))
+        else:
+            self.body = nn.Sequential(conv_bn(cin, cout, first_kernel, stride), conv_bn(cout, cout, kernel, relu=False))
+        self.skip = (nn.Identity() if stride == 1 and cin == cout
+                     else conv_bn(cin, cout, skip_kernel, stride, relu=False))
+        nn.init.zeros_(self.body[-1][1].weight)  # zero-init residual: each block starts as identity
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.skip(x))
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """A ResNet as data: stage widths and depths, block type, kernels and stem."""
+
+    channels: tuple[int, ...] = (64, 128, 256, 512)
+    blocks: tuple[int, ...] = (2, 2, 2, 2)
+    bottleneck: bool = False
+    stem: str = "imagenet"  # "imagenet": 7×7/2 conv + 3×3/2 max-pool; "cifar": 3×3/1 conv
+    stem_channels: int = 64
+    kernel: int = 3  # the block's (second, or bottleneck's middle) conv
+    first_kernel: int = 3  # a basic block's first conv
+    skip_kernel: int = 1  # projection shortcuts
+    width: float = 1.0  # multiplies every channel count
+
+    def scaled(self, c: int) -> int:
+        return max(1, int(round(c * self.width)))
+
+
+class ResNet(nn.Module):
+    def __init__(self, spec: ResNetSpec, num_classes: int):
+        super().__init__()
+        if len(spec.channels) != len(spec.blocks):
+            raise ValueError(f"channels {spec.channels} and blocks {spec.blocks} must have the same length")
+        if spec.stem not in ("imagenet", "cifar"):
+            raise ValueError(f"unknown stem {spec.stem!r}; use 'imagenet' or 'cifar'")
+        stem_c = spec.scaled(spec.stem_channels)
+        if spec.stem == "imagenet":
+            self.stem = nn.Sequential(conv_bn(3, stem_c, 7, 2), nn.MaxPool2d(3, 2, 1))
+        else:
+            self.stem = conv_bn(3, stem_c, 3)
+        stages, cin = [], stem_c
+        for i, (c, n) in enumerate(zip(spec.channels, spec.blocks)):
+            cout = spec.scaled(c) * (4 if spec.bottleneck else 1)
+            blocks = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(Block(cin, cout, stride, spec.bottleneck, spec.kernel, spec.first_kernel, spec.skip_kernel))
+                cin = cout
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+
+RESNETS = {  # torchvision's depths
+    "resnet18": ResNetSpec(blocks=(2, 2, 2, 2)),
+    "resnet34": ResNetSpec(blocks=(3, 4, 6, 3)),
+    "resnet50": ResNetSpec(blocks=(3, 4, 6, 3), bottleneck=True),
+}
+
+
+def _register_resnet(name: str, base: ResNetSpec) -> None:
+    @register(name)
+    def build(num_classes: int, width: float = 1.0, stem: str = base.stem, **overrides) -> nn.Module:
+        return ResNet(replace(base, width=width, stem=stem, **overrides), num_classes)
+    build.__doc__ = f"{name}: {base}"
+
+
+for _name, _spec in RESNETS.items():
+    _register_resnet(_name, _spec)
+    _register_resnet(f"cifar_{_name}", replace(_spec, stem="cifar"))
+
+
+@register("resnet")
+def resnet(num_classes: int, **spec) -> nn.Module:
+    """Any ResNet given as ResNetSpec fields (lists are accepted for tuples)."""
+    spec = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    return ResNet(ResNetSpec(**spec), num_classes)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,42 @@
+"""Figures shared by the chapters (seaborn on matplotlib, one style for the book)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+sns.set_theme(context="notebook", style="whitegrid")
+
+
+def image_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[str], per_class: int = 6,
+               title: str | None = None) -> plt.Figure:
+    """The first ``per_class`` images of each class, one row per class, class names on the left."""
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.1), squeeze=False)
+    for c, name in enumerate(classes):
+        idx = (labels == c).nonzero().flatten()[:per_class]
+        for k, ax in enumerate(axes[c]):
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            if k < len(idx):
+                ax.imshow(images[idx[k]].permute(1, 2, 0).numpy())
+        axes[c][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def labelled_scatter(df: pd.DataFrame, x: str, y: str, hue: str | None = None, size: str | None = None,
+                     log: bool = True, xlabel: str | None = None, ylabel: str | None = None,
+                     ax: plt.Axes | None = None) -> plt.Axes:
+    """Scatter with each point labelled by the frame's index (model names), log-log by default."""
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
+    sns.scatterplot(data=df, x=x, y=y, hue=hue, size=size, ax=ax, s=None if size else 60)
+    for name, row in df.iterrows():
+        ax.annotate(str(name), (row[x], row[y]), xytext=(4, 3), textcoords="offset points", fontsize=8)
+    if log:
+        ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlabel(xlabel or x), ax.set_ylabel(ylabel or y)
+    return ax
