@@ -30,12 +30,15 @@ def image_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[str], p
 
 def labelled_scatter(df: pd.DataFrame, x: str, y: str, hue: str | None = None, size: str | None = None,
                      log: bool = True, xlabel: str | None = None, ylabel: str | None = None,
-                     ax: plt.Axes | None = None) -> plt.Axes:
-    """Scatter with each point labelled by the frame's index (model names), log-log by default."""
+                     ax: plt.Axes | None = None, skip_label: str | None = None) -> plt.Axes:
+    """Scatter with each point labelled by the frame's index (model names), log-log by default.
+
+    Index entries ending in ``skip_label`` stay unlabelled (variants that sit on a twin)."""
     ax = ax or plt.subplots(figsize=(7, 5))[1]
     sns.scatterplot(data=df, x=x, y=y, hue=hue, size=size, ax=ax, s=None if size else 60)
     for name, row in df.iterrows():
-        ax.annotate(str(name), (row[x], row[y]), xytext=(4, 3), textcoords="offset points", fontsize=8)
+        if not (skip_label and str(name).endswith(skip_label)):
+            ax.annotate(str(name), (row[x], row[y]), xytext=(4, 3), textcoords="offset points", fontsize=8)
     if log:
         ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_xlabel(xlabel or x), ax.set_ylabel(ylabel or y)

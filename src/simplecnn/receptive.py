@@ -70,10 +70,6 @@ def receptive_field(model: nn.Module) -> dict[str, int]:
     return {"layer": name, "receptive_field": r, "jump": j}
 
 
-def last_conv(model: nn.Module) -> nn.Conv2d:
-    return [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
-
-
 @torch.no_grad()
 def _positive_copy(model: nn.Module) -> nn.Module:
     """Copy with every weight positive, BN the identity, max-pools replaced by averages."""
@@ -96,12 +92,13 @@ def gradient_receptive_field(model: nn.Module, input_size: int, layer: nn.Module
                              location: tuple[int, int] | None = None) -> dict[str, int]:
     """Height and width of the input window that one output location of ``layer`` depends on.
 
-    ``layer`` defaults to the last Conv2d and ``location`` to the centre of its output map.
+    ``layer`` defaults to the one ``receptive_field`` reports (the deepest conv: in module
+    order a ResNet's last conv is a shortcut's) and ``location`` to the centre of its output.
     The input must be large enough that the window is not clipped by the image border.
     """
     probe = _positive_copy(model)
     names = {m: n for n, m in model.named_modules()}
-    target = probe.get_submodule(names[layer if layer is not None else last_conv(model)])
+    target = probe.get_submodule(names[layer] if layer is not None else receptive_field(model)["layer"])
     captured = {}
     handle = target.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     x = torch.ones(1, 3, input_size, input_size, requires_grad=True)

@@ -59,8 +59,13 @@ def fingerprint(notebook: Path, params: dict) -> str:
     return h.hexdigest()
 
 
-def execute(notebook: Path, output: Path, params: dict, force: bool = False, log_output: bool = False) -> bool:
-    """Run ``notebook`` with ``params`` into ``output`` (ipynb); False when it was up to date."""
+def execute(notebook: Path, output: Path, params: dict, force: bool = False, log_output: bool = False,
+            progress_bar: bool = True) -> bool:
+    """Run ``notebook`` with ``params`` into ``output`` (ipynb); False when it was up to date.
+
+    Progress is papermill's bar over cells; the notebooks' own tqdm bars are switched off
+    (``TQDM_DISABLE``) so that executed pages hold results, not progress.
+    """
     output = Path(output)
     stamp = output.with_suffix(".stamp")
     digest = fingerprint(notebook, params)
@@ -69,13 +74,21 @@ def execute(notebook: Path, output: Path, params: dict, force: bool = False, log
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = jupytext.read(notebook)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        source = Path(tmp) / f"{output.stem}.source.ipynb"
-        executed = Path(tmp) / output.name
-        nbformat.write(nb, source)
-        papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(NOTEBOOKS),
-                                   kernel_name="python3", progress_bar=False, log_output=log_output)
-        os.replace(executed, output)
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits it: no progress bars in the book's pages
+    try:
+        with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+            source = Path(tmp) / f"{output.stem}.source.ipynb"
+            executed = Path(tmp) / output.name
+            nbformat.write(nb, source)
+            papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(NOTEBOOKS),
+                                       kernel_name="python3", progress_bar=progress_bar, log_output=log_output)
+            os.replace(executed, output)
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
     stamp.write_text(digest)
     return True
 
@@ -89,6 +102,7 @@ def run_all(profile: str, out_dir: Path, overrides: dict | None = None, only: li
             continue
         params = {**profile_params(nb, profile), **(overrides or {})}
         out = Path(out_dir) / f"{nb.stem}.ipynb"
+        print(f"{nb.name} ({profile}):", flush=True)
         ran = execute(nb, out, params, force=force)
         print(f"{'executed' if ran else 'up to date'}: {nb.name} ({profile}) -> {out}", flush=True)
         done.append(out)

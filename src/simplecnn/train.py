@@ -155,13 +155,14 @@ def fit(model: nn.Module, train: ImageSet, config: TrainConfig, val: ImageSet | 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            lr = opt.param_groups[0]["lr"]  # the rate this step used
             sched.step()
             total_loss += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
         row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
-               "lr": opt.param_groups[0]["lr"]}
+               "lr": lr}
         elapsed += time.perf_counter() - t0
         if val is not None:
             row["val_acc"] = accuracy_of(model, val, config, device)

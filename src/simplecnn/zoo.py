@@ -8,6 +8,7 @@ or "multiply-adds"); a FLOP count proper is about twice that.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pandas as pd
@@ -37,6 +38,11 @@ LECTURE = {
 }
 # AlexNet's neurons per layer, as the lecture quotes the original paper (input excluded).
 LECTURE_ALEXNET_NEURONS = [253_440, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]
+
+
+def family(name: str) -> str:
+    """``vgg16_bn`` -> ``vgg+BN``, ``resnet50`` -> ``resnet``: the hue of the zoo's figures."""
+    return re.sub(r"\d+", "", name.removesuffix("_bn")) + ("+BN" if name.endswith("_bn") else "")
 
 
 def build_zoo_model(name: str, num_classes: int = 1000) -> nn.Module:
@@ -86,6 +92,7 @@ def zoo_table(models: list[str], resolution: int = 224, peak_batch: int | None =
                 "zoo_peak", spec, lambda: measure_train_step_peak(name, peak_batch, peak_resolution))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
+    table["family"] = [family(n) for n in table.index]
     lecture = pd.DataFrame.from_dict(LECTURE, orient="index")
     return table.join(lecture.rename(columns={"params_m": "lecture_params_m", "gmacs": "lecture_gmacs"}))
 

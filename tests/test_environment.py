@@ -1,0 +1,42 @@
+"""requirements.txt and environment.yml pin the same versions, exactly."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from simplecnn.paths import ROOT
+
+
+def pins_from_lines(lines):
+    pins = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{line!r} is not pinned with =="
+            pins[re.sub(r"[-_.]+", "-", name.lower())] = version
+    return pins
+
+
+def test_requirements_and_environment_agree():
+    req = pins_from_lines((ROOT / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pins_from_lines(pip) == req
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_the_pins_the_project_promises():
+    req = pins_from_lines((ROOT / "requirements.txt").read_text().splitlines())
+    assert req["torch"] == "2.14.1" and req["torchvision"] == "0.29.1"
+    assert req["jupyter-book"].startswith("1.")
+    assert "opencv-contrib-python-headless" in req and "opencv-contrib-python" not in req
+
+
+def test_installed_versions_match_the_pins():
+    from importlib.metadata import version
+    req = pins_from_lines((ROOT / "requirements.txt").read_text().splitlines())
+    mismatched = {n: (v, version(n)) for n, v in req.items() if version(n).split("+")[0] != v}
+    assert not mismatched, f"installed versions differ from requirements.txt: {mismatched}; run `make setup`"
