@@ -103,12 +103,40 @@ def test_bad_config_is_rejected():
 def test_flip_and_crop_keep_shape_and_pixels():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 255, (64, 3, 16, 16), dtype=torch.uint8)
-    flipped = augment.flip(x, g)
+    index = torch.arange(64)
+    flipped = augment.flip(x, g, index, 0)
     mirrored = [torch.equal(f, o.flip(2)) for f, o in zip(flipped, x)]
     same = [torch.equal(f, o) for f, o in zip(flipped, x)]
     assert all(m or s for m, s in zip(mirrored, same)) and 10 < sum(mirrored) < 54
-    cropped = augment.crop(x, g)
+    cropped = augment.crop(x, g, index, 0)
     assert cropped.shape == x.shape and cropped.dtype == torch.uint8
     # a shift keeps a 14×14 core of the image somewhere inside the crop (pad is 2 px at 16 px)
     assert any(torch.equal(c[:, 2:14, 2:14], o[:, 2:14, 2:14]) for c, o in zip(cropped, x))
     assert sum(torch.equal(c, o) for c, o in zip(cropped, x)) < 20
+
+
+def test_paper_augmentations_keep_shape_and_change_images():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (32, 3, 32, 32), dtype=torch.uint8)
+    index = torch.arange(32)
+    for name in ("scale_crop", "rotate", "color"):
+        out = augment.AUGMENTATIONS[name](x, g, index, 0)
+        assert out.shape == x.shape and out.dtype == torch.uint8, name
+        assert sum(torch.equal(a, b) for a, b in zip(out, x)) < 4, name
+
+
+def test_rotation_keeps_the_centre_and_blackens_corners():
+    x = torch.full((64, 1, 33, 33), 200, dtype=torch.uint8)
+    out = augment.rotate(x, torch.Generator().manual_seed(1), torch.arange(64), 0)
+    assert (out[:, :, 16, 16] == 200).all()
+    assert (out[:, :, 0, 0] < 200).float().mean() > 0.5  # most rotations move a corner out
+
+
+def test_one_of_leaves_a_share_untouched_and_applies_one_each():
+    x = torch.randint(0, 255, (600, 3, 8, 8), dtype=torch.uint8)
+    pipeline = augment.build_pipeline(["oneof:flip+color"])
+    out = pipeline(x, torch.Generator().manual_seed(0), torch.arange(600), 0)
+    same = sum(torch.equal(a, b) for a, b in zip(out, x))
+    assert 150 < same < 260  # about a third untouched (identity), a few flips of symmetric noise aside
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment.build_pipeline(["oneof:flip+warp"])

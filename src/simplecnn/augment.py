@@ -3,6 +3,8 @@
 They run on whole batches held in memory, so augmenting costs microseconds rather than the
 PIL-per-image work of a DataLoader pipeline. Each is a small function in one registry;
 studies add theirs with ``@register("name")`` and switch them on by name in TrainConfig.
+Every function gets the batch, the generator, the images' indices in the training set and
+the epoch (``alternate_flip`` needs the last two; the others ignore them).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Augmentation = Callable[[torch.Tensor, torch.Generator, torch.Tensor, int], torch.Tensor]
 AUGMENTATIONS: dict[str, Augmentation] = {}
 
 
@@ -23,11 +25,22 @@ def register(name: str) -> Callable[[Augmentation], Augmentation]:
     return wrap
 
 
-@register("flip")
-def flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Mirror each image left-right with probability 1/2."""
-    mask = torch.rand(len(x), generator=g) < 0.5
+def mirror_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+@register("flip")
+def flip(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    return mirror_where(x, torch.rand(len(x), generator=g) < 0.5)
+
+
+@register("alternate_flip")
+def alternate_flip(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """airbench's flip: each image is mirrored in every other epoch, starting from a fixed
+    per-image coin, so two consecutive epochs always show both orientations."""
+    coin = ((index * 2654435761) >> 13) & 1  # a fixed pseudo-random bit per training image
+    return mirror_where(x, (coin + epoch) % 2 == 1)
 
 
 def pad_crop(x: torch.Tensor, g: torch.Generator, pad: int) -> torch.Tensor:
@@ -40,20 +53,107 @@ def pad_crop(x: torch.Tensor, g: torch.Generator, pad: int) -> torch.Tensor:
 
 
 @register("crop")
-def crop(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def crop(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
     """Pad-crop by an eighth of the image side (4 px at CIFAR's 32 px)."""
     return pad_crop(x, g, max(1, x.shape[-1] // 8))
 
 
-def build_pipeline(names: tuple[str, ...] | list[str]) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """Compose registered augmentations by name; an unknown name is an error that lists the known."""
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"unknown augmentation(s) {unknown}; known: {sorted(AUGMENTATIONS)}")
-    fns = [AUGMENTATIONS[n] for n in names]
+@register("small_crop")
+def small_crop(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Pad-crop by a sixteenth of the side (2 px at 32 px), airbench's translation."""
+    return pad_crop(x, g, max(1, x.shape[-1] // 16))
 
-    def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+
+def _per_image_uniform(n: int, g: torch.Generator, low: float, high: float) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=g)
+
+
+def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Warp uint8 images by per-image 2×3 affine matrices (bilinear, black outside)."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+@register("scale_crop")
+def scale_crop(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Scale by 9/8 (32 -> 36 px) and crop back at a random offset (source 004's third augmentation)."""
+    side = x.shape[-1]
+    big = F.interpolate(x.float(), size=(side * 9 // 8,) * 2, mode="bilinear", antialias=True, align_corners=False)
+    big = big.round_().clamp_(0, 255).to(torch.uint8)
+    extra = big.shape[-1] - side
+    dy = torch.randint(0, extra + 1, (len(x),), generator=g).tolist()
+    dx = torch.randint(0, extra + 1, (len(x),), generator=g).tolist()
+    return torch.stack([big[i, :, y:y + side, xx:xx + side] for i, (y, xx) in enumerate(zip(dy, dx))])
+
+
+@register("rotate")
+def rotate(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Rotate each image by a uniform angle in ±90° (source 004's fourth augmentation)."""
+    angle = torch.deg2rad(_per_image_uniform(len(x), g, -90.0, 90.0))
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros(len(x))
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    return _affine(x, theta)
+
+
+@register("color")
+def color(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Brightness, contrast and saturation factors in [0.5, 1.5] and a hue shift in ±0.5 turn,
+    per image (source 004's fifth augmentation, read as torchvision's ColorJitter(.5, .5, .5, .5))."""
+    from torchvision.transforms.v2 import functional as TF
+
+    n = len(x)
+    f = x.float() / 255
+    f = f * _per_image_uniform(n, g, 0.5, 1.5).view(-1, 1, 1, 1)
+    gray = (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2]).unsqueeze(1)
+    c = _per_image_uniform(n, g, 0.5, 1.5).view(-1, 1, 1, 1)
+    f = (c * f + (1 - c) * gray.mean((2, 3), keepdim=True)).clamp(0, 1)
+    gray = (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2]).unsqueeze(1)
+    s = _per_image_uniform(n, g, 0.5, 1.5).view(-1, 1, 1, 1)
+    f = (s * f + (1 - s) * gray).clamp(0, 1)
+    hue = _per_image_uniform(n, g, -0.5, 0.5).tolist()
+    f = torch.stack([TF.adjust_hue(img, h) for img, h in zip(f, hue)])
+    return (f * 255).round_().to(torch.uint8)
+
+
+def mirror(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    return x.flip(3)
+
+
+def one_of(names: list[str]) -> Augmentation:
+    """Each image gets the identity or exactly one of ``names``, uniformly: the online
+    equivalent of source 004's offline set (the original plus one augmented copy per
+    augmentation). As there, ``flip``'s copy is mirrored outright and the other
+    augmentations start with a random flip when ``flip`` is among ``names``."""
+    fns = [mirror if n == "flip" else AUGMENTATIONS[n] for n in names]
+    prefix_flip = "flip" in names
+
+    def apply(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+        choice = torch.randint(0, len(fns) + 1, (len(x),), generator=g)
+        out = x.clone()
+        for k, (name, fn) in enumerate(zip(names, fns), start=1):
+            sel = (choice == k).nonzero().flatten()
+            if len(sel):
+                part = x[sel]
+                if prefix_flip and name != "flip":
+                    part = flip(part, g, index[sel], epoch)
+                out[sel] = fn(part, g, index[sel], epoch)
+        return out
+    return apply
+
+
+def build_pipeline(names: tuple[str, ...] | list[str]) -> Augmentation:
+    """Compose registered augmentations by name; ``oneof:a+b+c`` is ``one_of([a, b, c])``.
+    An unknown name is an error that lists the known ones."""
+    parts = [n.removeprefix("oneof:").split("+") if n.startswith("oneof:") else [n] for n in names]
+    unknown = [n for p in parts for n in p if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {unknown}; known: {sorted(AUGMENTATIONS)} "
+                         f"(and oneof:NAME+NAME+...)")
+    fns = [one_of(p) if n.startswith("oneof:") else AUGMENTATIONS[n] for n, p in zip(names, parts)]
+
+    def apply(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
         for fn in fns:
-            x = fn(x, g)
+            x = fn(x, g, index, epoch)
         return x
     return apply

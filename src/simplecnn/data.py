@@ -78,6 +78,16 @@ class DataSplits:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
+    def reduced(self, train: int | None = None, val: int | None = None, test: int | None = None,
+                seed: int = 0) -> "DataSplits":
+        """Stratified subsets of each split (None keeps a split whole); the spec records them,
+        so models trained on a reduced set never share a cache entry with the full one."""
+        sizes = {"train": train, "val": val, "test": test}
+        if all(v is None for v in sizes.values()):
+            return self
+        parts = {k: stratified_subset(getattr(self, k), n, seed) for k, n in sizes.items()}
+        return DataSplits(self.name, **parts, spec={**self.spec, "reduced": {**sizes, "seed": seed}})
+
 
 # --- decoding -------------------------------------------------------------------------
 
@@ -298,6 +308,14 @@ def load_dataset(dataset: str, resolution: int, *, val_fraction: float = 0.1, sp
     spec = {"dataset": name, "resolution": resolution, "val_fraction": val_fraction, "split_seed": split_seed,
             "max_per_class": max_per_class, "sources": specs}
     return DataSplits(name, train, val, test, spec)
+
+
+def stratified_subset(images: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
+    """``n`` images of ``images`` with class proportions kept (all of them when n is None or larger)."""
+    if n is None or n >= len(images):
+        return images
+    _, keep = stratified_split(images.labels, n / len(images), seed, "the subset")
+    return images.subset(keep)
 
 
 def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[list[float], list[float]]:

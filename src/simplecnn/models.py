@@ -144,6 +144,24 @@ for _name, _spec in RESNETS.items():
     _register_resnet(_name, _spec)
     _register_resnet(f"cifar_{_name}", replace(_spec, stem="cifar"))
 
+# Ganz & Adya's six ResNets under 5 M parameters (source 004), on the CIFAR ResNet-18
+# template (3×3 stem, no max-pool, 1×1 projection shortcuts). Readings of the paper: the
+# stem keeps its 3×3 kernel and takes the first stage's width; "first conv of each block"
+# is the block's first conv; IV's 7×7 applies to both block convs and its 5×5 to the
+# projection shortcuts. Each lands at 4.87–4.97 M parameters (tests/test_models.py).
+LIMITED = {
+    "I": ResNetSpec(blocks=(1, 2, 3, 1), first_kernel=1, stem="cifar"),
+    "IIa": ResNetSpec(channels=(64, 128, 256), blocks=(3, 5, 3), stem="cifar"),
+    "IIb": ResNetSpec(channels=(64, 128, 256), blocks=(2, 2, 2), first_kernel=5, stem="cifar"),
+    "IIIa": ResNetSpec(channels=(32, 64, 128, 256), blocks=(3, 3, 5, 3), stem="cifar", stem_channels=32),
+    "IIIb": ResNetSpec(channels=(32, 64, 128, 256), blocks=(2, 2, 2, 2), first_kernel=5, stem="cifar",
+                       stem_channels=32),
+    "IV": ResNetSpec(channels=(16, 32, 64, 128), blocks=(2, 3, 4, 2), first_kernel=7, kernel=7, skip_kernel=5,
+                     stem="cifar", stem_channels=16),
+}
+for _name, _spec in LIMITED.items():
+    _register_resnet(f"limited_{_name}", _spec)
+
 
 @register("resnet")
 def resnet(num_classes: int, **spec) -> nn.Module:
@@ -154,3 +172,53 @@ def resnet(num_classes: int, **spec) -> nn.Module:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class ConvGroup(nn.Sequential):
+    """airbench's unit: conv, 2×2 max-pool (spending the conv at the higher resolution), BN,
+    GELU, conv, BN, GELU."""
+
+    def __init__(self, cin: int, cout: int, bn_momentum: float, frozen_bn_scale: bool):
+        def bn() -> nn.BatchNorm2d:
+            norm = nn.BatchNorm2d(cout, momentum=bn_momentum)
+            norm.weight.requires_grad_(not frozen_bn_scale)
+            return norm
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), bn(), nn.GELU(),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), bn(), nn.GELU())
+
+
+class FastNet(nn.Module):
+    """An airbench-style network: a 2×2 whitening stem, three ConvGroups, global max-pool.
+
+    Most MACs are spent early at low channel counts and every group halves the resolution,
+    which is what makes it fast on a CPU as on a GPU. ``whiten`` is the stem conv that
+    ``simplecnn.init.patch_whitening_`` initialises from data (and freezes).
+    """
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 256, 256), width: float = 1.0,
+                 whiten_width: int = 24, bn_momentum: float = 0.4, frozen_bn_scale: bool = True,
+                 logit_scale: float = 1 / 9):
+        super().__init__()
+        widths = tuple(max(1, int(round(w * width))) for w in widths)
+        self.whiten = nn.Conv2d(3, whiten_width, 2, padding=0, bias=True)
+        groups, cin = [], whiten_width
+        for w in widths:
+            groups.append(ConvGroup(cin, w, bn_momentum, frozen_bn_scale))
+            cin = w
+        self.body = nn.Sequential(nn.GELU(), *groups)
+        self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes, bias=False))
+        self.logit_scale = logit_scale
+        for m in self.body.modules():
+            if isinstance(m, nn.Conv2d):  # identity-like start: the first input channels pass through
+                nn.init.dirac_(m.weight[:m.in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.whiten(x))) * self.logit_scale
+
+
+@register("fastnet")
+def fastnet(num_classes: int, **kwargs) -> nn.Module:
+    """FastNet with any of its keyword arguments (``widths`` as a list is accepted)."""
+    if "widths" in kwargs:
+        kwargs["widths"] = tuple(kwargs["widths"])
+    return FastNet(num_classes, **kwargs)
