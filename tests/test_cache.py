@@ -70,3 +70,14 @@ def test_payload_with_arbitrary_objects_is_refused(cache):
     (folder / MANIFEST).write_text(json.dumps(meta))
     with pytest.warns(UserWarning, match="corrupt"):
         assert cache.load("thing", {"n": 4}) is None
+
+
+def test_tensor_digest_sees_content_shape_and_dtype():
+    from simplecnn.cache import tensor_digest
+    a = torch.arange(12, dtype=torch.uint8)
+    assert tensor_digest(a) == tensor_digest(a.clone())
+    assert tensor_digest(a) != tensor_digest(a.view(3, 4))
+    assert tensor_digest(a) != tensor_digest(a.float())
+    b = a.clone()
+    b[5] += 1
+    assert tensor_digest(a) != tensor_digest(b)

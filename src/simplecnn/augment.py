@@ -26,7 +26,7 @@ def register(name: str) -> Callable[[Augmentation], Augmentation]:
 
 
 def mirror_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask[:, None, None, None], x.flip(3), x)
+    return torch.where(mask.to(x.device)[:, None, None, None], x.flip(3), x)
 
 
 @register("flip")
@@ -43,13 +43,22 @@ def alternate_flip(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epo
     return mirror_where(x, (coin + epoch) % 2 == 1)
 
 
+def random_crop(x: torch.Tensor, side: int, g: torch.Generator) -> torch.Tensor:
+    """A ``side``×``side`` window of each image at its own random offset, in one indexing op
+    (no per-image loop: on a GPU a loop of small copies costs more than the model step)."""
+    n, c, h, w = x.shape
+    dy = torch.randint(0, h - side + 1, (n,), generator=g).to(x.device)
+    dx = torch.randint(0, w - side + 1, (n,), generator=g).to(x.device)
+    ar = torch.arange(side, device=x.device)
+    rows = (dy[:, None] + ar)[:, None, :, None]
+    cols = (dx[:, None] + ar)[:, None, None, :]
+    return x[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
+             rows, cols]
+
+
 def pad_crop(x: torch.Tensor, g: torch.Generator, pad: int) -> torch.Tensor:
     """Reflect-pad by ``pad`` px and crop back at a random offset: a shift of up to ±pad px."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
-    return torch.stack([padded[i, :, y:y + h, xx:xx + w] for i, (y, xx) in enumerate(zip(dy, dx))])
+    return random_crop(F.pad(x, (pad, pad, pad, pad), mode="reflect"), x.shape[-1], g)
 
 
 @register("crop")
@@ -64,8 +73,9 @@ def small_crop(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: 
     return pad_crop(x, g, max(1, x.shape[-1] // 16))
 
 
-def _per_image_uniform(n: int, g: torch.Generator, low: float, high: float) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=g)
+def _per_image_uniform(x: torch.Tensor, g: torch.Generator, low: float, high: float) -> torch.Tensor:
+    """One factor per image of ``x``, drawn on the CPU generator (reproducible), on x's device."""
+    return (low + (high - low) * torch.rand(len(x), generator=g)).to(x.device)
 
 
 def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -80,18 +90,14 @@ def scale_crop(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: 
     """Scale by 9/8 (32 -> 36 px) and crop back at a random offset (source 004's third augmentation)."""
     side = x.shape[-1]
     big = F.interpolate(x.float(), size=(side * 9 // 8,) * 2, mode="bilinear", antialias=True, align_corners=False)
-    big = big.round_().clamp_(0, 255).to(torch.uint8)
-    extra = big.shape[-1] - side
-    dy = torch.randint(0, extra + 1, (len(x),), generator=g).tolist()
-    dx = torch.randint(0, extra + 1, (len(x),), generator=g).tolist()
-    return torch.stack([big[i, :, y:y + side, xx:xx + side] for i, (y, xx) in enumerate(zip(dy, dx))])
+    return random_crop(big.round_().clamp_(0, 255).to(torch.uint8), side, g)
 
 
 @register("rotate")
 def rotate(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
     """Rotate each image by a uniform angle in ±90° (source 004's fourth augmentation)."""
-    angle = torch.deg2rad(_per_image_uniform(len(x), g, -90.0, 90.0))
-    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros(len(x))
+    angle = torch.deg2rad(_per_image_uniform(x, g, -90.0, 90.0))
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     return _affine(x, theta)
 
@@ -100,20 +106,20 @@ def rotate(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int)
 def color(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
     """Brightness, contrast and saturation factors in [0.5, 1.5] and a hue shift in ±0.5 turn,
     per image (source 004's fifth augmentation, read as torchvision's ColorJitter(.5, .5, .5, .5))."""
-    from torchvision.transforms.v2 import functional as TF
+    # private helpers of the pinned torchvision: its adjust_hue takes one factor per batch
+    from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
 
-    n = len(x)
     f = x.float() / 255
-    f = f * _per_image_uniform(n, g, 0.5, 1.5).view(-1, 1, 1, 1)
+    f = f * _per_image_uniform(x, g, 0.5, 1.5).view(-1, 1, 1, 1)
     gray = (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2]).unsqueeze(1)
-    c = _per_image_uniform(n, g, 0.5, 1.5).view(-1, 1, 1, 1)
+    c = _per_image_uniform(x, g, 0.5, 1.5).view(-1, 1, 1, 1)
     f = (c * f + (1 - c) * gray.mean((2, 3), keepdim=True)).clamp(0, 1)
     gray = (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2]).unsqueeze(1)
-    s = _per_image_uniform(n, g, 0.5, 1.5).view(-1, 1, 1, 1)
+    s = _per_image_uniform(x, g, 0.5, 1.5).view(-1, 1, 1, 1)
     f = (s * f + (1 - s) * gray).clamp(0, 1)
-    hue = _per_image_uniform(n, g, -0.5, 0.5).tolist()
-    f = torch.stack([TF.adjust_hue(img, h) for img, h in zip(f, hue)])
-    return (f * 255).round_().to(torch.uint8)
+    h, s_, v = _rgb_to_hsv(f).unbind(1)  # torchvision's adjust_hue, with one factor per image
+    h = (h + _per_image_uniform(x, g, -0.5, 0.5).view(-1, 1, 1)).remainder(1.0)
+    return (_hsv_to_rgb(torch.stack((h, s_, v), 1)) * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def mirror(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:

@@ -6,6 +6,10 @@ to a temporary file and renamed into place, and a manifest holding its sha256 is
 last, so an interrupted write leaves no entry that looks complete; a payload whose checksum
 does not match is dropped and recomputed. Payloads are loaded with ``weights_only=True``:
 they are tensors, numbers, strings, lists and dicts, never pickled code.
+
+Code is not part of a key: bump ``simplecnn.__version__`` when a change alters what an
+artifact would hold (a training loop that computes differently, a new decoder), and every
+entry is recomputed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ def spec_key(kind: str, spec: dict) -> str:
     """Stable hash of a spec: canonical JSON, sorted keys, package version included."""
     text = json.dumps({"kind": kind, "spec": spec, "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """Content hash of a tensor (shape, dtype and bytes)."""
+    h = hashlib.sha256(f"{tuple(t.shape)}|{t.dtype}".encode())
+    h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:24]
 
 
 def file_sha256(path: Path) -> str:

@@ -34,7 +34,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {
     },
     "fast": {
         "cifar10": Recipe("fastnet", {"widths": [64, 128, 256]},
-                          TrainConfig(epochs=8, batch_size=512, lr=0.4, weight_decay=5e-4, label_smoothing=0.2,
+                          TrainConfig(epochs=6, batch_size=512, lr=0.4, weight_decay=5e-4, label_smoothing=0.2,
                                       warmup=0.2, augment=("small_crop", "alternate_flip"), whiten=True,
                                       ema=0.98, tta=True)),
         "imagenette": Recipe("resnet18", {"width": 0.5},

@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .augment import build_pipeline
-from .cache import Cache, atomic_torch_save, spec_key
+from .cache import Cache, atomic_torch_save, spec_key, tensor_digest
 from .data import DataSplits, ImageSet, channel_stats
 from .init import patch_whitening_
 from .models import Normalize, build_model
@@ -232,7 +232,7 @@ class Trained:
 
     def logits(self, data: ImageSet, split: str) -> torch.Tensor:
         """Logits on a named split of the training data, cached next to the weights."""
-        spec = {"model": self.key, "split": split, "n": len(data)}
+        spec = {"model": self.key, "split": split, "images": tensor_digest(data.images)}
         tta = self.spec["train"].get("tta", False)
         return self.cache.get_or_compute("logits", {**spec, "tta": tta},
                                          lambda: predict(self.model, data.images, progress=True, tta=tta))
