@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup data book test bench clean
+.PHONY: all setup data book test bench bench-recipes clean
 all: book
 
 # The virtual environment, re-made when the pins change.
@@ -33,6 +33,10 @@ test: data
 # Training throughput of the core against a naive ImageFolder + DataLoader pipeline.
 bench: data
 	$(PY) benchmarks/train_throughput.py
+
+# Accuracy against training time of the plain and fast recipes (about an hour on 2 cores).
+bench-recipes: data
+	$(PY) benchmarks/recipes.py --datasets cifar10 imagenette --seeds 0 1 2 --plain-seeds 0
 
 clean:
 	rm -rf build
