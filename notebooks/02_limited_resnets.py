@@ -48,7 +48,6 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from myst_nb import glue
-from tqdm.auto import tqdm
 
 from simplecnn import data, limited, plots, results  # plots: the book's figure style
 
@@ -99,12 +98,7 @@ shown[["paper params", "paper GMACs", "params here", "MMACs here", "paper_acc"]]
 
 # %%
 glue("lr", lr, display=False)
-runs = []
-for design in tqdm(designs, desc="designs"):
-    for seed in seeds:
-        config = limited.paper_regimen(epochs, batch_size, lr, settings["all"], seed)
-        runs.append(limited.train_and_test(design, splits, config, width))
-runs = pd.DataFrame(runs)
+runs = limited.train_grid(designs, {"all": settings["all"]}, seeds, splits, width, epochs, batch_size, lr)
 by_design = limited.summarise(runs, "design").join(table[["params", "macs", "paper_params", "paper_acc"]])
 by_design.style.format(precision=2)
 
@@ -176,13 +170,8 @@ compare.round(2)
 
 # %%
 glue("ablation_design", results.Plain(ablation_design), display=False)
-ablation = []
-for name, policy in tqdm(settings.items(), desc="ablation"):
-    for seed in seeds:
-        config = limited.paper_regimen(epochs, batch_size, lr, policy, seed)
-        ablation.append({"setting": name, **limited.train_and_test(ablation_design, splits, config, width,
-                                                                   track_val=False)})
-ablation = pd.DataFrame(ablation)
+ablation = limited.train_grid([ablation_design], settings, seeds, splits, width, epochs, batch_size, lr,
+                              track_val=False)
 by_setting = limited.summarise(ablation, "setting")
 none = ablation[ablation.setting == "none"].set_index("seed")["acc"]
 ablation["gain"] = (ablation["acc"] - ablation["seed"].map(none)) * 100

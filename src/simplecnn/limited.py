@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .cache import Cache
 from .data import DataSplits
@@ -67,6 +68,19 @@ def train_and_test(design: str, data: DataSplits, config: TrainConfig, width: fl
     acc = accuracy(trained.logits(data.test, "test"), data.test.labels)
     return {"design": design, "seed": config.seed, "acc": acc, "train_s": trained.train_s,
             "history": trained.history}
+
+
+def train_grid(designs: list[str], policies: dict[str, tuple[str, ...]], seeds: list[int], data: DataSplits,
+               width: float, epochs: int, batch_size: int, lr: float, track_val: bool = True,
+               cache: Cache | None = None) -> pd.DataFrame:
+    """One row per design × augmentation setting × seed, trained with the paper's regimen."""
+    rows = []
+    for design in tqdm(designs, desc="designs", disable=len(designs) == 1):
+        for setting, augment in tqdm(policies.items(), desc="settings", disable=len(policies) == 1):
+            for seed in seeds:
+                config = paper_regimen(epochs, batch_size, lr, augment, seed)
+                rows.append({"setting": setting, **train_and_test(design, data, config, width, cache, track_val)})
+    return pd.DataFrame(rows)
 
 
 def summarise(runs: pd.DataFrame, by: str) -> pd.DataFrame:
