@@ -162,7 +162,8 @@ zoo.alexnet_neurons().set_index("layer")
 # The theoretical receptive field of the last convolution (`simplecnn.receptive`, computed
 # over the traced graph and checked against gradients in the tests) exceeds the 224 px
 # input for every ResNet and GoogLeNet: border effects, not the field, limit what their
-# last layer sees. AlexNet's 163 px and VGG's fields are smaller than the image. The
+# last layer sees. AlexNet's {glue:text}`rf_alexnet` px and VGG's fields are smaller than
+# the image. The
 # stride placement matters here too: ResNet-50 has a field of
 # {glue:text}`rf_resnet50` px as torchvision builds it and {glue:text}`rf_resnet50_v1` px
 # in the original layout. The patch classifiers of the later chapters cut this field down
@@ -171,6 +172,7 @@ zoo.alexnet_neurons().set_index("layer")
 # %%
 from simplecnn.receptive import receptive_field
 
+glue("rf_alexnet", int(table.loc["alexnet", "receptive_field"]), display=False)
 if "resnet50" in table.index:
     glue("rf_resnet50", int(table.loc["resnet50", "receptive_field"]), display=False)
     glue("rf_resnet50_v1", receptive_field(zoo.stride_in_1x1(zoo.build_zoo_model("resnet50")))["receptive_field"],

@@ -13,7 +13,7 @@
 # %% [markdown]
 # # ResNets limited to 5 M parameters, and what they owe to augmentation
 #
-# Ganz and Adya {cite}`ganz_limited_resnets` took the CIFAR ResNet-18 (11.2 M parameters)
+# Ganz and Adya {cite}`ganz_limited_resnets` took the CIFAR ResNet-18
 # and cut it under 5 M parameters in six ways: fewer blocks with 1×1 first convolutions
 # (I), three stages with more blocks (II(a)) or wider kernels (II(b)), half the channels
 # with more blocks (III(a)) or wider kernels (III(b)), and a quarter of the channels with
@@ -50,6 +50,7 @@ import seaborn as sns
 from myst_nb import glue
 
 from simplecnn import data, limited, plots, results  # plots: the book's figure style
+from simplecnn.models import build_model, count_params
 
 started = time.time()
 splits = data.load_dataset(dataset, resolution, val_fraction=val_fraction, split_seed=split_seed)
@@ -65,13 +66,19 @@ splits.sizes()
 # ## Six designs, one builder
 #
 # Each design is a named configuration of `simplecnn.models.ResNet` (stage widths and
-# depths, first-conv kernel, shortcut kernel), registered as `limited_<design>`. At the
-# paper's scale every design lands just under 5,000,000 parameters, as the paper says;
+# depths, first-conv kernel, shortcut kernel), registered as `limited_<design>`; the
+# template, the CIFAR ResNet-18, has {glue:text}`resnet18_params:,` parameters. At the
+# paper's scale every design lands just under 5,000,000 parameters
+# ({glue:text}`params_min:,` to {glue:text}`params_max:,`), as the paper says;
 # the readings this needed are listed at the end of the chapter. The profile trains them
 # at width ×{glue:text}`width` (every channel count scaled, proportions kept).
 
 # %%
 table = limited.design_table(width, resolution, splits.num_classes).loc[designs]
+glue("resnet18_params", count_params(build_model("cifar_resnet18", splits.num_classes)), display=False)
+glue("params_min", int(table["paper_params"].min()), display=False)
+glue("params_max", int(table["paper_params"].max()), display=False)
+glue("params_spread", float(100 * (table["paper_params"].max() / table["paper_params"].min() - 1)), display=False)
 shown = table.assign(**{"paper params": table["paper_params"].map("{:,}".format),
                         "paper GMACs": table["paper_macs"] / 1e9, "params here": table["params"].map("{:,}".format),
                         "MMACs here": table["macs"] / 1e6})
@@ -118,8 +125,9 @@ fig.tight_layout()
 # points, against a mean seed-to-seed standard deviation of {glue:text}`seed_std:.1f`
 # points; the best design here is {glue:text}`best_design`.
 #
-# Bubble size is the parameter count as trained; the paper's designs differ by less than
-# 2 % in parameters, so what separates them is how they spend compute.
+# Bubble size is the parameter count as trained; the paper's designs differ by at most
+# {glue:text}`params_spread:.1f` % in parameters, so what separates them is how they spend
+# compute.
 
 # %%
 glue("design_span", float(by_design["acc_mean"].max() - by_design["acc_mean"].min()), display=False)
@@ -194,7 +202,8 @@ by_setting.style.format(precision=2)
 # - "The first convolutional layer of each block" (I, II(b), III(b)) is the block's first
 #   conv; IV's 7×7 applies to both block convolutions and its 5×5 to the projection
 #   shortcuts (identity shortcuts have no kernel). With these readings all six designs
-#   have 4.87–4.97 M parameters, matching the paper's "about 4.9 million".
+#   have {glue:text}`params_min:,` to {glue:text}`params_max:,` parameters, matching the
+#   paper's "about 4.9 million".
 # - The offline ×5 augmentation is trained as its online equivalent (see above); random
 #   flips precede the other four augmentations, as in the paper, whenever flipping is
 #   part of the policy. "Brightness, contrast, saturation and hue between 0.5 and 1.5" is
