@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup data book test bench bench-recipes clean
+.PHONY: all setup data book test lab sweep-example browser bench bench-recipes clean
 all: book
 
 # The virtual environment, re-made when the pins change.
@@ -26,9 +26,25 @@ data: setup
 book: data
 	$(PY) -m simplecnn book --profile $(PROFILE)
 
-# Unit tests, then a smoke-profile build of the whole book.
-test: data
+# Unit tests, then a smoke-profile build of the whole book, opened in headless Chromium.
+test: data browser
 	$(PY) -m pytest
+
+# Debian's Chromium for the browser test (playwright drives it; its own download cannot run here).
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; \
+	  $$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq chromium >/dev/null; }
+
+# JupyterLab on the notebooks: jupytext opens the .py files as notebooks and saves them back.
+lab: setup
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(PY) -m jupyter lab --notebook-dir=notebooks
+
+# A small batch re-run: the patch study's full-image CNN over two epoch budgets and two seeds.
+sweep-example: data
+	$(PY) -m simplecnn sweep notebooks/03_patches.py --profile smoke -p ceiling_epochs 1 2 -p seed 0 1 -j 2 \
+	  --metric ceiling_acc --x ceiling_epochs
 
 # Training throughput of the core against a naive ImageFolder + DataLoader pipeline.
 bench: data

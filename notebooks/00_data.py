@@ -19,13 +19,13 @@
 # and which run produced the book.
 
 # %% tags=["parameters"]
-profile = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
-datasets = ["cifar10", "imagenette"]  # data sets to describe (names or ImageFolder paths)
-resolutions = {"cifar10": 32, "imagenette": 64}  # px per data set for the sample grids
-max_per_class = None  # cap on decoded images per class and split (None: all of them)
-val_fraction = 0.1  # share of CIFAR-10's train set held out for validation
-split_seed = 0  # seed of every split: fixed, so all studies see the same test images
-per_class = 6  # sample images per class in the grids
+profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+datasets: list[str] = ["cifar10", "imagenette"]  # data sets to describe (names or ImageFolder paths)
+resolutions: dict = {"cifar10": 32, "imagenette": 64}  # px per data set for the sample grids
+max_per_class: int | None = None  # cap on decoded images per class and split (None: all of them)
+val_fraction: float = 0.1  # share of CIFAR-10's train set held out for validation
+split_seed: int = 0  # seed of every split: fixed, so all studies see the same test images
+per_class: int = 6  # sample images per class in the grids
 
 # %%
 import time

@@ -22,12 +22,12 @@
 # only shapes matter here.
 
 # %% tags=["parameters"]
-profile = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
-models = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+models: list[str] = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
           "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]  # torchvision names
-resolution = 224  # input side (px) for parameters, MACs, activations and receptive fields
-peak_batch = 8  # batch of the measured training step (0: skip the measurement)
-peak_resolution = 224  # input side (px) of the measured training step
+resolution: int = 224  # input side (px) for parameters, MACs, activations and receptive fields
+peak_batch: int = 8  # batch of the measured training step (0: skip the measurement)
+peak_resolution: int = 224  # input side (px) of the measured training step
 
 # %%
 import time

@@ -25,21 +25,21 @@
 # contributes.
 
 # %% tags=["parameters"]
-profile = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
-dataset = "cifar10"  # data set (a name or an ImageFolder path)
-resolution = 32  # input side in px
-designs = ["I", "IIa", "IIb", "IIIa", "IIIb", "IV"]  # the paper's designs to train
-width = 0.25  # channel multiplier applied to every design (1.0: the paper's ~4.9 M parameters)
-seeds = [0, 1]  # one training run per seed and configuration
-train_size = 10000  # training images, stratified subset (None: all 45,000)
-val_size = 2000  # validation images for the training curves (None: all 5,000)
-test_size = 5000  # test images for the final numbers (None: all 10,000)
-epochs = 3  # epochs of every run
-batch_size = 128  # the paper used 32
-lr = 0.1  # initial learning rate, divided by 10 at 30/50/70/90 % of training
-ablation_design = "IIa"  # design used for the augmentation ablation
-val_fraction = 0.1  # share of CIFAR-10's training set held out for validation
-split_seed = 0  # seed of the data splits and subsets
+profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+dataset: str = "cifar10"  # data set (a name or an ImageFolder path)
+resolution: int = 32  # input side in px
+designs: list[str] = ["I", "IIa", "IIb", "IIIa", "IIIb", "IV"]  # the paper's designs to train
+width: float = 0.25  # channel multiplier applied to every design (1.0: the paper's ~4.9 M parameters)
+seeds: list[int] = [0, 1]  # one training run per seed and configuration
+train_size: int = 10000  # training images, stratified subset (None: all 45,000)
+val_size: int = 2000  # validation images for the training curves (None: all 5,000)
+test_size: int = 5000  # test images for the final numbers (None: all 10,000)
+epochs: int = 3  # epochs of every run
+batch_size: int = 128  # the paper used 32
+lr: float = 0.1  # initial learning rate, divided by 10 at 30/50/70/90 % of training
+ablation_design: str = "IIa"  # design used for the augmentation ablation
+val_fraction: float = 0.1  # share of CIFAR-10's training set held out for validation
+split_seed: int = 0  # seed of the data splits and subsets
 
 # %%
 import time

@@ -81,3 +81,30 @@ def separable_task(n: int = 480, size: int = 16, classes: int = 3, seed: int = 0
 @pytest.fixture
 def bands() -> DataSplits:
     return separable_task()
+
+
+def texture_task(n: int = 240, size: int = 32, seed: int = 0) -> DataSplits:
+    """Images whose class shows in every patch: horizontal stripes, vertical stripes or
+    speckle, with random phase, period and noise; for patch classifiers."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    for i, c in enumerate(labels.tolist()):
+        period = 4 + int(torch.randint(0, 4, (1,), generator=g))
+        phase = int(torch.randint(0, period, (1,), generator=g))
+        if c == 2:
+            base = torch.rand(size, size, generator=g) * 200
+        else:
+            base = (((yy if c == 0 else xx) + phase) % period < period // 2).float() * 160 + 40
+        noise = torch.randn(3, size, size, generator=g) * 15
+        images[i] = (base + noise).clamp(0, 255).to(torch.uint8)
+    names = ["horizontal", "vertical", "speckle"]
+    cut1, cut2 = int(n * 0.6), int(n * 0.8)
+    parts = [ImageSet(images[a:b], labels[a:b], names) for a, b in ((0, cut1), (cut1, cut2), (cut2, n))]
+    return DataSplits("textures", *parts, spec={"dataset": "textures", "n": n, "size": size, "seed": seed})
+
+
+@pytest.fixture(scope="session")
+def textures() -> DataSplits:
+    return texture_task()

@@ -60,21 +60,98 @@ def test_second_build_executes_nothing(smoke_book):
     assert "executed:" not in again.stdout and again.stdout.count("up to date:") == len(runner.notebooks())
 
 
-def test_every_notebook_has_a_literal_parameters_cell_and_profiles():
+def test_every_notebook_has_an_annotated_literal_parameters_cell_and_profiles():
     import ast
     import jupytext
+    from simplecnn.sweep import notebook_parameters
     for nb in runner.notebooks():
         cells = [c for c in jupytext.read(nb).cells if "parameters" in c.metadata.get("tags", [])]
         assert len(cells) == 1, f"{nb.name}: exactly one parameters cell"
-        for node in ast.parse(cells[0].source).body:
-            assert isinstance(node, ast.Assign), f"{nb.name}: parameters cell holds assignments only"
+        body = ast.parse(cells[0].source).body
+        for node in body:
+            assert isinstance(node, ast.AnnAssign), f"{nb.name}: parameters cell holds annotated assignments only"
             ast.literal_eval(node.value)  # literals only: papermill cannot recompute derived values
+        names = {n.target.id for n in body}
+        shown = notebook_parameters(nb)  # what `papermill --help-notebook` prints
+        assert set(shown) == names, f"{nb.name}: papermill sees {set(shown)}"
+        for name, info in shown.items():
+            assert info["type"] not in ("None", "") and info["help"], f"{nb.name}: {name} lacks a type or help"
         for profile in ("smoke", "cpu", "paper"):
             params = runner.profile_params(nb, profile)
-            names = {t.id for n in ast.parse(cells[0].source).body for t in n.targets}
             assert set(params) <= names, f"{nb.name}/{profile}: unknown parameters {set(params) - names}"
 
 
 def test_unknown_profile_is_refused():
     with pytest.raises(ValueError, match="unknown profile"):
         runner.profile_params(NOTEBOOKS / "01_zoo.py", "gpu-cluster")
+
+
+def test_results_carry_the_keys_the_issues_name(smoke_book):
+    tmp, _, _ = smoke_book
+    read = lambda study: json.loads((tmp / "results" / "smoke" / f"{study}.json").read_text())["results"]  # noqa: E731
+    patches = read("patches")
+    for method in ("bagnet", "sift", "tile2vec", "pixels"):
+        for per_q in patches["methods"][method].values():
+            assert {"patch_auc", "patch_acc", "image_acc", "image_auc", "train_s", "patches_per_s", "params"} <= set(per_q)
+    assert patches["memory"]["max_abs_diff"] < 1e-4
+    assert patches["memory"]["whole_peak_bytes"] > patches["memory"]["tiled_peak_bytes"]
+    cascade = read("cascade")
+    for stage in cascade["stages"].values():
+        assert {"resolution", "macs", "params", "val_acc", "test_acc"} <= set(stage)
+    for target in cascade["targets"].values():
+        assert {"thresholds", "val_acc", "test_acc", "expected_macs", "stage_fractions", "mac_reduction"} <= set(target)
+        assert sum(target["stage_fractions"]) == pytest.approx(1.0)
+    assert "cascade" in cascade["images_per_s"]
+    gradcam = read("gradcam")
+    assert {"deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random",
+            "randomisation_rank_corr", "bagnet_agreement"} <= set(gradcam)
+    fusion = read("fusion")
+    for rules in fusion["classifiers"].values():
+        for r in rules.values():
+            assert {"image_auc", "image_auc_ci", "image_acc"} <= set(r)
+            assert r["image_auc_ci"][0] <= r["image_auc"] + 1e-9 or r["image_auc_ci"][0] <= r["image_auc_ci"][1]
+    assert all({"rule", "p_value"} <= set(b) for b in fusion["best"].values())
+
+
+def test_the_book_works_in_a_browser(smoke_book, tmp_path):
+    """Every chapter loads in headless Chromium with its figures and no console errors; search finds pages."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `make browser` installs it"
+    tmp, _, _ = smoke_book
+    html = tmp / "build" / "smoke" / "book" / "_build" / "html"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    pages = ["book/intro.html"] + [f"executed/{nb.stem}.html" for nb in runner.notebooks()]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            errors = []
+            page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+            for name in pages:
+                response = page.goto(f"{base}/{name}", wait_until="networkidle")
+                assert response is not None and response.ok, name
+                assert page.locator("h1").count() >= 1, name
+                images = page.evaluate("Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])")
+                broken = [src for src, complete, width in images if not complete or width == 0]
+                assert not broken, f"{name}: images that did not load: {broken}"
+                page.screenshot(path=str(tmp_path / (name.replace("/", "_") + ".png")), full_page=True)
+            page.goto(f"{base}/search.html?q=BagNet", wait_until="networkidle")
+            page.wait_for_selector("#search-results li", timeout=15000)
+            assert page.locator("#search-results li").count() >= 1
+            browser.close()
+    finally:
+        server.shutdown()
+    assert not errors, errors
+    assert (tmp_path / "executed_03_patches.html.png").stat().st_size > 10_000

@@ -34,6 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     p.add_argument("--force", action="store_true", help="execute even when up to date")
 
+    p = sub.add_parser("sweep", help="run one notebook over a grid of parameter values, into one table")
+    p.add_argument("notebook", help="the notebook, e.g. notebooks/03_patches.py")
+    p.add_argument("-p", "--param", nargs="+", action="append", default=[], metavar=("NAME", "VALUES"),
+                   help="a parameter and the values to sweep (YAML literals); repeat for a grid")
+    p.add_argument("--profile", default="cpu", choices=PROFILE_NAMES, help="parameters under the swept ones")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel runs (the cores are split between them)")
+    p.add_argument("--scheduler", default=None, help="address of a dask.distributed scheduler to run on")
+    p.add_argument("--out", default=None, help="sweep folder (default: build/sweeps/<study>-<profile>-<hash>)")
+    p.add_argument("--metric", default=None, help="results key (dotted) to plot, e.g. ceiling_acc")
+    p.add_argument("--x", default=None, help="swept parameter on the plot's x axis (default: the first)")
+
     p = sub.add_parser("book", help="execute what changed and build the HTML book")
     p.add_argument("--profile", default="cpu", choices=PROFILE_NAMES)
     p.add_argument("--force", action="store_true")
@@ -48,6 +59,25 @@ def main(argv: list[str] | None = None) -> int:
             from .runner import run_all
             out = Path(args.out) if args.out else build_dir() / args.profile / "executed"
             run_all(args.profile, out, parse_overrides(args.param), args.only, args.force)
+        elif args.command == "sweep":
+            from .sweep import plot_sweep, run_sweep, sweep_folder
+            axes = {}
+            for name, *values in args.param:
+                if not values:
+                    raise ValueError(f"-p {name} needs at least one value")
+                axes[name] = [yaml.safe_load(v) for v in values]
+            folder = Path(args.out) if args.out else sweep_folder(Path(args.notebook), args.profile, axes)
+            table = run_sweep(Path(args.notebook), axes, args.profile, args.jobs, args.scheduler, folder)
+            print(table.to_string(index=False, max_colwidth=40))
+            print(f"table: {folder / 'sweep.csv'}")
+            for _, row in table[table.status == "failed"].iterrows():
+                print(f"failed: {row['run']}: {row['error']}", file=sys.stderr)
+            if args.metric:
+                x = args.x or next(iter(axes))
+                hue = next((a for a in axes if a != x), None)
+                plot_sweep(table, args.metric, x, hue).savefig(folder / "sweep.png", dpi=120)
+                print(f"plot: {folder / 'sweep.png'}")
+            return 1 if (table.status == "failed").any() else 0
         elif args.command == "book":
             from .book import build
             build(args.profile, args.force)

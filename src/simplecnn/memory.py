@@ -13,9 +13,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import torch
 from torch import nn
+
+T = TypeVar("T")
 
 
 @torch.no_grad()
@@ -55,6 +58,23 @@ def _read_status(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def peak_bytes(fn: Callable[[], T]) -> tuple[T, int]:
+    """``fn()`` and the peak memory it added over what was in use when it started: the CUDA
+    allocator's peak on a GPU, else the resident-set high-water mark (reset through
+    ``/proc/self/clear_refs`` just before the call, so earlier peaks do not count)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        result = fn()
+        torch.cuda.synchronize()
+        return result, torch.cuda.max_memory_allocated() - base
+    Path("/proc/self/clear_refs").write_text("5")
+    base = _read_status("VmRSS")
+    result = fn()
+    return result, _read_status("VmHWM") - base
+
+
 def train_step_peak(model: nn.Module, batch: int, resolution: int, num_classes: int) -> int:
     """Peak bytes one SGD step (forward, backward, momentum update) adds, measured in-process."""
     model.train()
@@ -63,20 +83,12 @@ def train_step_peak(model: nn.Module, batch: int, resolution: int, num_classes: 
     y = torch.randint(0, num_classes, (batch,))
     if torch.cuda.is_available():
         model, x, y = model.cuda(), x.cuda(), y.cuda()
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
-        base = _read_status("VmRSS")
-    out = model(x)
-    loss = nn.functional.cross_entropy(out if isinstance(out, torch.Tensor) else out[0], y)
-    loss.backward()
-    opt.step()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    return _read_status("VmHWM") - base
+
+    def step() -> None:
+        out = model(x)
+        nn.functional.cross_entropy(out if isinstance(out, torch.Tensor) else out[0], y).backward()
+        opt.step()
+    return peak_bytes(step)[1]
 
 
 def measure_train_step_peak(model_name: str, batch: int, resolution: int, num_classes: int = 1000) -> int:

@@ -10,6 +10,8 @@ deletion curves and the cascade all feed the same tensors.
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -49,22 +51,34 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
-    layers = [nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout)]
+def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True, pad: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2 if pad else 0, bias=False), nn.BatchNorm2d(cout)]
     if relu:
         layers.append(nn.ReLU(inplace=True))
+    if kernel == 1 and stride > 1:
+        # A strided 1×1 conv is a subsampling then a 1×1 conv. Done that way because torch
+        # 2.14's CPU backward of a strided 1×1 conv in channels_last corrupts the heap for
+        # some small channel counts (2, 6, 8, 12 crash; tests/test_models.py). The named
+        # first layer keeps the state-dict keys of the plain layout.
+        layers[0].stride = (1, 1)
+        return nn.Sequential(OrderedDict([("subsample", nn.MaxPool2d(1, stride)),
+                                          *((str(i), m) for i, m in enumerate(layers))]))
     return nn.Sequential(*layers)
 
 
 class Block(nn.Module):
-    """Residual block: basic (two k×k convs) or bottleneck (1×1, k×k, 1×1, ×4), stride in the k×k."""
+    """Residual block: basic (two k×k convs) or bottleneck (1×1, k×k, 1×1, ×4), stride in the k×k.
+
+    ``valid`` (BagNet's blocks): the k×k conv is unpadded and the shortcut is cropped at the
+    bottom-right to match, so output (i, j) still sees the window starting at (i, j)·stride.
+    """
 
     def __init__(self, cin: int, cout: int, stride: int, bottleneck: bool, kernel: int,
-                 first_kernel: int, skip_kernel: int):
+                 first_kernel: int = 3, skip_kernel: int = 1, valid: bool = False):
         super().__init__()
         if bottleneck:
             mid = cout // 4
-            self.body = nn.Sequential(conv_bn(cin, mid, 1), conv_bn(mid, mid, kernel, stride),
+            self.body = nn.Sequential(conv_bn(cin, mid, 1), conv_bn(mid, mid, kernel, stride, pad=not valid),
                                       conv_bn(mid, cout, 1, relu=False))
         else:
             self.body = nn.Sequential(conv_bn(cin, cout, first_kernel, stride), conv_bn(cout, cout, kernel, relu=False))
@@ -72,9 +86,13 @@ class Block(nn.Module):
                      else conv_bn(cin, cout, skip_kernel, stride, relu=False))
         nn.init.zeros_(self.body[-1][1].weight)  # zero-init residual: each block starts as identity
         self.relu = nn.ReLU(inplace=True)
+        self.valid = valid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.skip(x))
+        out, skip = self.body(x), self.skip(x)
+        if self.valid:
+            skip = skip[..., :out.shape[-2], :out.shape[-1]]
+        return self.relu(out + skip)
 
 
 @dataclass(frozen=True)
@@ -222,3 +240,54 @@ def fastnet(num_classes: int, **kwargs) -> nn.Module:
     if "widths" in kwargs:
         kwargs["widths"] = tuple(kwargs["widths"])
     return FastNet(num_classes, **kwargs)
+
+
+class BagNet(nn.Module):
+    """Brendel & Bethge's bag-of-local-features ResNet: a q×q receptive field per output.
+
+    The ResNet-50 layout with unpadded convolutions, where only the first block of the
+    first ``log2((q - 1) / 2) - 1`` stages keeps a 3×3 conv (the stem's 3×3 gives 3 px,
+    each such stage adds 2 × its input stride): q = 9, 17, 33 use 2, 3, 4 of them. Every
+    output location (i, j) sees exactly the window of side q at (i, j) × ``stride``;
+    ``patch_logits`` are a linear head per location and the image's logits their mean.
+    """
+
+    def __init__(self, num_classes: int, q: int = 33, blocks: tuple[int, ...] = (3, 4, 6, 3), width: float = 1.0,
+                 channels: tuple[int, ...] = (64, 128, 256, 512), strides: tuple[int, ...] = (2, 2, 2, 1)):
+        super().__init__()
+        k = (q - 1).bit_length() - 2  # stages with a 3×3 conv
+        if q < 3 or 2 ** (k + 1) + 1 != q or k > len(blocks):
+            raise ValueError(f"BagNet patch size q={q} must be 2^k + 1 with 1 <= k <= {len(blocks) + 1} "
+                             f"(3, 5, 9, 17 or 33 for four stages)")
+        if not len(blocks) == len(channels) == len(strides):
+            raise ValueError(f"blocks {blocks}, channels {channels} and strides {strides} must have one entry per stage")
+        c = [max(1, int(round(ch * width))) for ch in channels]
+        self.q, self.stride = q, math.prod(strides)  # stride of the logit map
+        self.stem = nn.Sequential(nn.Conv2d(3, c[0], 1, bias=False), conv_bn(c[0], c[0], 3, pad=False))
+        stages, cin = [], c[0]
+        for i, (ci, n, s) in enumerate(zip(c, blocks, strides)):
+            stage = []
+            for j in range(n):
+                kernel = 3 if (i < k and j == 0) else 1
+                stage.append(Block(cin, ci * 4, s if j == 0 else 1, True, kernel, valid=True))
+                cin = ci * 4
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Conv2d(cin, num_classes, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m is not self.head:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def patch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """N × classes × h × w: the logits of every q×q window, at a stride of ``self.stride``."""
+        return self.head(self.stages(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_logits(x).mean((2, 3))
+
+
+@register("bagnet")
+def bagnet(num_classes: int, **kwargs) -> nn.Module:
+    """BagNet-q (``q``, ``blocks``, ``width``, ``channels``, ``strides``; lists accepted)."""
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    return BagNet(num_classes, **kwargs)

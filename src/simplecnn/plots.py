@@ -43,3 +43,27 @@ def labelled_scatter(df: pd.DataFrame, x: str, y: str, hue: str | None = None, s
         ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_xlabel(xlabel or x), ax.set_ylabel(ylabel or y)
     return ax
+
+
+def overlay_grid(images: torch.Tensor, maps: dict[str, torch.Tensor], row_labels: list[str],
+                 cmap: str = "magma", alpha: float = 0.6, vmin: float | None = 0.0, vmax: float | None = None
+                 ) -> plt.Figure:
+    """One row per image: the image, then each named N×H×W map over it (NaN: transparent).
+
+    Patch-evidence maps and Grad-CAMs use it alike; ``vmin``/``vmax`` fix the colour scale."""
+    cols = 1 + len(maps)
+    fig, axes = plt.subplots(len(images), cols, figsize=(cols * 1.7, len(images) * 1.75), squeeze=False)
+    for r, img in enumerate(images):
+        rgb = img.permute(1, 2, 0).numpy()
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            ax.imshow(rgb)
+            if c:
+                name = list(maps)[c - 1]
+                ax.imshow(maps[name][r].numpy(), cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax)
+                if r == 0:
+                    ax.set_title(name, fontsize=9)
+        axes[r][0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    return fig

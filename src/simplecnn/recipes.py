@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .train import TrainConfig
+from .cache import Cache
+from .data import DataSplits
+from .train import TrainConfig, Trained, train_model
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,9 @@ def recipe(name: str, dataset: str, **config_overrides) -> Recipe:
         raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
     chosen = RECIPES[name].get(dataset, RECIPES[name]["imagenette"])
     return replace(chosen, config=replace(chosen.config, **config_overrides)) if config_overrides else chosen
+
+
+def train_recipe(name: str, data: DataSplits, cache: Cache | None = None, **config_overrides) -> Trained:
+    """Train (or take from the cache) the recipe ``name`` for ``data``'s data set."""
+    chosen = recipe(name, data.name, **config_overrides)
+    return train_model(chosen.model, data, chosen.config, chosen.model_kwargs, cache=cache)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import nbformat
 import papermill
 import yaml
 
-from .paths import NOTEBOOKS, PROFILE_NAMES, PROFILES, ROOT
+from .paths import NOTEBOOKS, PROFILE_NAMES, PROFILES, ROOT, results_dir
 
 
 def study_name(notebook: Path) -> str:
@@ -52,10 +53,27 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
+def upstream_studies(notebook: Path) -> list[str]:
+    """Studies whose results a notebook reads: ``read_results("patches", …)``, or all of
+    them for the summary table (``headline_table``)."""
+    source = Path(notebook).read_text()
+    found = set(re.findall(r"read_results\(\s*[\"'](\w+)[\"']", source))
+    if "headline_table(" in source:
+        from .summary import STUDIES
+        found |= set(STUDIES)
+    return sorted(found - {study_name(notebook)})
+
+
 def fingerprint(notebook: Path, params: dict) -> str:
+    """Source, parameters, package code, and the parameters and headline numbers of every
+    upstream study, so that a chapter built on another re-runs when that one changes."""
     h = hashlib.sha256(Path(notebook).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(code_digest().encode())
+    for study in upstream_studies(notebook):
+        path = results_dir(str(params.get("profile", ""))) / f"{study}.json"
+        doc = json.loads(path.read_text()) if path.exists() else {}
+        h.update(json.dumps([doc.get("params"), doc.get("results")], sort_keys=True).encode())
     return h.hexdigest()
 
 
