@@ -39,7 +39,7 @@ browser:
 lab: setup
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+	$(PY) -m jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # A small batch re-run: the patch study's full-image CNN over two epoch budgets and two seeds.
 sweep-example: data

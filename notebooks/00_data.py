@@ -22,7 +22,7 @@
 profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
 datasets: list[str] = ["cifar10", "imagenette"]  # data sets to describe (names or ImageFolder paths)
 resolutions: dict = {"cifar10": 32, "imagenette": 64}  # px per data set for the sample grids
-max_per_class: int | None = None  # cap on decoded images per class and split (None: all of them)
+max_per_class: "Optional[int]" = None  # cap on decoded images per class and split (None: all of them)
 val_fraction: float = 0.1  # share of CIFAR-10's train set held out for validation
 split_seed: int = 0  # seed of every split: fixed, so all studies see the same test images
 per_class: int = 6  # sample images per class in the grids
@@ -87,5 +87,5 @@ for name, s in splits.items():
 # %%
 results.write_results("data", profile, {"datasets": datasets, "resolutions": resolutions,
                                         "max_per_class": max_per_class, "val_fraction": val_fraction,
-                                        "split_seed": split_seed},
+                                        "split_seed": split_seed, "per_class": per_class},
                       {name: s.sizes() for name, s in splits.items()}, started)

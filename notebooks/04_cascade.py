@@ -32,7 +32,7 @@ stages: list[dict] = [
     {"model": "resnet50", "resolution": 96, "width": 0.25, "epochs": 7, "batch_size": 128, "lr": 0.4},
 ]  # the cascade's models, cheapest first: registered model, input px, width and training budget
 recipe: str = "fast"  # training regimen of every stage (the core's recipes)
-train_size: int | None = None  # training images (None: all)
+train_size: "Optional[int]" = None  # training images (None: all)
 seed: int = 0  # seed of every stage's training
 grid_size: int = 40  # thresholds per axis of the maps (the report: 40)
 zoom_size: int = 50  # thresholds per axis of the zoom near the top-right corner

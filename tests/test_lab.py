@@ -26,7 +26,7 @@ def free_port() -> int:
 def test_lab_opens_and_saves_a_percent_notebook(tmp_path):
     shutil.copy(NOTEBOOKS / "03_patches.py", tmp_path / "03_patches.py")
     port, token = free_port(), "test-token"
-    server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+    server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
                                "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
                                f"--ServerApp.root_dir={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/api"

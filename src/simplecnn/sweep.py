@@ -122,6 +122,7 @@ def notebook_parameters(notebook: Path) -> dict[str, dict]:
     from papermill.inspection import _infer_parameters
 
     nb = jupytext.read(notebook)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "language": "python", "display_name": "Python 3"})
     for cell in nb.cells:  # papermill expects every cell to carry a tags list
         cell.metadata.setdefault("tags", [])
     return {p.name: {"type": p.inferred_type_name, "default": p.default, "help": p.help}
