@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+
 from .paths import ROOT, build_dir
 from .runner import run_all
 
@@ -29,8 +31,20 @@ def stage(profile: str, executed: Path, dest: Path) -> Path:
     for name in BOOK_SOURCES:
         src = ROOT / name
         shutil.copytree(src, dest / name) if src.is_dir() else shutil.copy2(src, dest / name)
-    shutil.copytree(executed, dest / "executed", ignore=shutil.ignore_patterns("*.stamp"))
+    (dest / "executed").mkdir()
+    for nb_path in sorted(Path(executed).glob("*.ipynb")):
+        nbformat.write(fold_code(nbformat.read(nb_path, as_version=4)), dest / "executed" / nb_path.name)
     return dest
+
+
+def fold_code(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Readers come for figures and tables: every code cell but the parameters cell is shown
+    folded (``hide-input``: a click unfolds it), its outputs in full."""
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if cell.cell_type == "code" and "parameters" not in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+    return nb
 
 
 def build(profile: str = "cpu", force: bool = False) -> Path:
