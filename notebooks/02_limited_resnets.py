@@ -49,7 +49,7 @@ import pandas as pd
 import seaborn as sns
 from myst_nb import glue
 
-from simplecnn import data, limited, plots, results  # plots: the book's figure style
+from simplecnn import data, limited, plots, results  # noqa: F401 (plots: book style)
 from simplecnn.models import build_model, count_params
 
 started = time.time()

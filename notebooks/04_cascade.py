@@ -46,13 +46,12 @@ split_seed: int = 0  # seed of the data splits
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
 from myst_nb import glue
 
-from simplecnn import cascade, data, plots, results  # plots: the book's figure style
+from simplecnn import cascade, data, plots, results  # noqa: F401 (plots: book style)
 from simplecnn.train import predict
 
 started = time.time()

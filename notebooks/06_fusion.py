@@ -40,12 +40,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 from myst_nb import glue
 
-from simplecnn import data, fusion, gradcam, metrics, patches, plots, recipes, results  # plots: the book's style
+from simplecnn import data, fusion, gradcam, metrics, patches, plots, recipes, results  # noqa: F401 (plots: book style)
 
 started = time.time()
+if "majority" not in rules:
+    raise ValueError(f"rules {rules} must include 'majority', the reference every rule is tested against")
 pp = results.read_results("patches", profile)["params"]  # the patch study's data, grid and methods
 splits = data.load_dataset(pp["dataset"], pp["resolution"], val_fraction=pp["val_fraction"],
                            split_seed=pp["split_seed"])
@@ -147,7 +148,9 @@ ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate"), ax.le
 # Test images are binned by the share of their pixels at or above half of the CNN's
 # Grad-CAM maximum (a rough object size), and each rule's AUC is averaged over all patch
 # classifiers per bin. If the proposal is right, the rules that down-weight background
-# (centre, CAM) gain most over majority vote on small objects.
+# (centre, CAM) gain most over majority vote on small objects. Measured: their mean gain in
+# AUC over majority vote is {glue:text}`gain_small:+.3f` in the smallest-object bin and
+# {glue:text}`gain_large:+.3f` in the largest.
 
 # %%
 bins = pd.qcut(object_size.numpy(), size_bins, labels=False, duplicates="drop")
@@ -158,6 +161,11 @@ for (name, rule), s in scores.items():
         by_size.append({"rule": rule, "size bin (small → large)": b, "classifier": name,
                         "image_auc": fusion.weighted_macro_auc(s, y, keep.astype(float))[0]})
 by_size = pd.DataFrame(by_size)
+per_bin = by_size.groupby(["size bin (small → large)", "rule"])["image_auc"].mean().unstack()
+background_rules = [r for r in ("centre", "cam_weighted", "cam_masked") if r in per_bin]
+gain = per_bin[background_rules].mean(1) - per_bin["majority"]
+glue("gain_small", float(gain.iloc[0]), display=False)
+glue("gain_large", float(gain.iloc[-1]), display=False)
 fig, ax = plt.subplots(figsize=(8, 4.5))
 sns.pointplot(data=by_size, x="size bin (small → large)", y="image_auc", hue="rule", errorbar=None, ax=ax)
 ax.legend(fontsize=7, ncol=2)

@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+
 
 import pytest
 
-from simplecnn import runner
+from simplecnn import runner, summary
 from simplecnn.paths import NOTEBOOKS, ROOT
 
 pytestmark = pytest.mark.slow
@@ -155,3 +155,11 @@ def test_the_book_works_in_a_browser(smoke_book, tmp_path):
         server.shutdown()
     assert not errors, errors
     assert (tmp_path / "executed_03_patches.html.png").stat().st_size > 10_000
+
+
+def test_summary_sets_every_study_beside_its_sources(smoke_book):
+    tmp, _, _ = smoke_book
+    rows = json.loads((tmp / "results" / "smoke" / "summary.json").read_text())["results"]["rows"]
+    assert {r["study"] for r in rows} == set(summary.STUDIES)
+    assert all(r["paper"] == "not run" for r in rows)  # no paper-profile results in the test's folder
+    assert any(r["source"] == 2.3 for r in rows)  # the cascade report's claimed reduction

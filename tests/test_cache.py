@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simplecnn.cache import MANIFEST, PAYLOAD, Cache, spec_key
+from simplecnn.cache import MANIFEST, PAYLOAD, spec_key
 
 
 def test_hit_and_miss(cache):

@@ -10,6 +10,7 @@ step, so the figure is the step's own growth over model, input and interpreter.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,12 +92,24 @@ def train_step_peak(model: nn.Module, batch: int, resolution: int, num_classes: 
     return peak_bytes(step)[1]
 
 
+# glibc raises its mmap threshold as large blocks are freed, after which freed pages stay
+# resident and later allocations reuse them without growing the resident set; a fixed
+# threshold maps every large tensor afresh, so the high-water mark follows the allocations.
+ISOLATED_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+
+
+def run_isolated(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``python -c code args…`` in a fresh interpreter with the allocator settings above."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={**os.environ, **ISOLATED_ENV})
+
+
 def measure_train_step_peak(model_name: str, batch: int, resolution: int, num_classes: int = 1000) -> int:
     """``train_step_peak`` of a zoo model in a fresh interpreter (nothing else in its memory)."""
     args = json.dumps([model_name, batch, resolution, num_classes])
     code = ("import json,sys; from simplecnn.memory import train_step_peak; from simplecnn.zoo import build_zoo_model;"
             "n,b,r,c=json.loads(sys.argv[1]); print(json.dumps(train_step_peak(build_zoo_model(n,c),b,r,c)))")
-    done = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True)
+    done = run_isolated(code, args)
     if done.returncode != 0:
         raise RuntimeError(f"measuring {model_name} failed:\n{done.stderr[-2000:]}")
     return int(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -25,7 +25,7 @@ from . import sift, tile2vec
 from .cache import Cache
 from .data import DataSplits
 from .metrics import accuracy, macro_auc
-from .models import BagNet, count_params
+from .models import count_params
 from .train import TrainConfig, autocast, train_model
 from .zoo import macs
 

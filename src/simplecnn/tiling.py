@@ -8,14 +8,13 @@ tile, not on the image: this is the proposal's argument for patch classifiers, m
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from .memory import peak_bytes
+from .memory import peak_bytes, run_isolated
 from .models import BagNet
 
 
@@ -49,8 +48,8 @@ def isolated_peak(bagnet: BagNet, kwargs: dict, image: torch.Tensor, tile: int |
         src, dst = Path(tmp) / "in.pt", Path(tmp) / "out.pt"
         torch.save({"state": bagnet.state_dict(), "kwargs": kwargs, "num_classes": bagnet.head.out_channels,
                     "image": image, "tile": tile}, src)
-        done = subprocess.run([sys.executable, "-m", "simplecnn.tiling", str(src), str(dst)],
-                              capture_output=True, text=True)
+        done = run_isolated("import sys, runpy; sys.argv = ['tiling', *sys.argv[1:]]; "
+                            "runpy.run_module('simplecnn.tiling', run_name='__main__')", str(src), str(dst))
         if done.returncode != 0:
             raise RuntimeError(f"isolated BagNet inference failed:\n{done.stderr[-2000:]}")
         out = torch.load(dst, weights_only=True)

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import Cache
-from .memory import activation_bytes, layer_outputs, measure_train_step_peak
+from .memory import ISOLATED_ENV, activation_bytes, layer_outputs, measure_train_step_peak
 from .models import count_params
 from .receptive import receptive_field
 from .results import device_description
@@ -87,7 +87,7 @@ def zoo_table(models: list[str], resolution: int = 224, peak_batch: int | None =
         row = model_stats(name, resolution)
         if peak_batch:
             spec = {"model": name, "batch": peak_batch, "resolution": peak_resolution,
-                    "device": device_description(), "torch": torch.__version__}
+                    "device": device_description(), "torch": torch.__version__, "allocator": ISOLATED_ENV}
             row["train_step_peak_bytes"] = cache.get_or_compute(
                 "zoo_peak", spec, lambda: measure_train_step_peak(name, peak_batch, peak_resolution))
         rows.append(row)
