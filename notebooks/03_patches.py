@@ -73,6 +73,7 @@ glue("n_train", len(splits.train), display=False)
 glue("n_test", len(splits.test), display=False)
 glue("resolution", resolution, display=False)
 glue("stride", stride, display=False)
+glue("largest_share", 100 * max(qs) / resolution, display=False)
 pd.DataFrame({"q": qs, "windows per image": [g.count for g in grids.values()],
               "share of the image side": [q / resolution for q in qs]}).set_index("q").round(3)
 
@@ -81,9 +82,10 @@ pd.DataFrame({"q": qs, "windows per image": [g.count for g in grids.values()],
 #
 # Images are {glue:text}`resolution` px; windows are placed every {glue:text}`stride` px,
 # the stride of BagNet's logit map, so a BagNet-q's outputs are exactly the grid's windows.
-# Note the scale: on 224-px ImageNet a 33-px patch is 15 % of the side; here it is half of
-# it. Every method is trained on the same {glue:text}`n_train` training images and
-# evaluated on {glue:text}`n_test` test images.
+# Note the scale: on BagNet's 224-px ImageNet a 33-px patch is 15 % of the side; here the
+# largest patch covers {glue:text}`largest_share:.0f` % of it. Every method is trained on
+# the same {glue:text}`n_train` training images and evaluated on {glue:text}`n_test` test
+# images.
 #
 # - **BagNet-q**: the ResNet-50 layout with unpadded convolutions and 3×3 kernels only in
 #   the first block of as many stages as q needs (`simplecnn.models.BagNet`; a test checks
