@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                 axes[name] = [yaml.safe_load(v) for v in values]
             folder = Path(args.out) if args.out else sweep_folder(Path(args.notebook), args.profile, axes)
             table = run_sweep(Path(args.notebook), axes, args.profile, args.jobs, args.scheduler, folder)
-            print(table.to_string(index=False, max_colwidth=40))
+            shown = [*axes, "run", "status", *([args.metric] if args.metric in table else []),
+                     *(["error"] if "error" in table else [])]
+            print(table[shown].to_string(index=False, max_colwidth=60))
             print(f"table: {folder / 'sweep.csv'}")
             for _, row in table[table.status == "failed"].iterrows():
                 print(f"failed: {row['run']}: {row['error']}", file=sys.stderr)
