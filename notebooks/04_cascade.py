@@ -51,7 +51,7 @@ import seaborn as sns
 import torch
 from myst_nb import glue
 
-from simplecnn import cascade, data, plots, results  # noqa: F401 (plots: book style)
+from simplecnn import cascade, data, plots, results
 from simplecnn.train import predict
 
 started = time.time()
@@ -122,22 +122,11 @@ maps = cascade.simulate(val_scores, val_correct, stage_macs, [grid, grid, *fixed
 zoomed = cascade.simulate(val_scores, val_correct, stage_macs, [zoom, zoom, *fixed][:len(specs) - 1])
 
 
-def draw_map(values, thresholds, ax, title, label):
-    v = values.reshape(len(thresholds), -1)  # δ₀ × δ₁ (one column for a two-stage cascade)
-    ticks = [f"{t:.2f}" for t in thresholds.tolist()]
-    sns.heatmap(pd.DataFrame(v.numpy(), index=ticks, columns=ticks if v.shape[1] > 1 else [""]), ax=ax,
-                cmap="viridis", cbar_kws={"label": label}, xticklabels=max(1, len(ticks) // 8),
-                yticklabels=max(1, len(ticks) // 8))
-    ax.invert_yaxis()
-    ax.set_ylabel("δ₀ (stage 0)"), ax.set_xlabel("δ₁ (stage 1)" if v.shape[1] > 1 else "")
-    ax.set_title(title)
-
-
 fig, axes = plt.subplots(2, 2, figsize=(12, 10))
-draw_map(maps["acc"], grid, axes[0, 0], "validation accuracy", "accuracy")
-draw_map(maps["cost"] / 1e6, grid, axes[0, 1], "expected MACs per image (M)", "M MACs")
-draw_map(zoomed["acc"], zoom, axes[1, 0], f"accuracy, zoom δ ≥ {zoom_low}", "accuracy")
-draw_map(zoomed["cost"] / 1e6, zoom, axes[1, 1], f"expected MACs, zoom δ ≥ {zoom_low}", "M MACs")
+plots.threshold_map(maps["acc"], grid, axes[0, 0], "validation accuracy", "accuracy")
+plots.threshold_map(maps["cost"] / 1e6, grid, axes[0, 1], "expected MACs per image (M)", "M MACs")
+plots.threshold_map(zoomed["acc"], zoom, axes[1, 0], f"accuracy, zoom δ ≥ {zoom_low}", "accuracy")
+plots.threshold_map(zoomed["cost"] / 1e6, zoom, axes[1, 1], f"expected MACs, zoom δ ≥ {zoom_low}", "M MACs")
 fig.tight_layout()
 
 # %% [markdown]

@@ -109,3 +109,18 @@ def test_pareto_front_and_threshold_choice():
     index = cascade.choose_thresholds(torch.tensor(acc), torch.tensor(cost), 0.65)
     assert index == (1,)
     assert cascade.choose_thresholds(torch.tensor(acc), torch.tensor(cost), 0.95) is None
+
+
+@pytest.mark.parametrize("stages", [2, 3])
+def test_threshold_map_draws_one_cell_per_threshold_pair(stages):
+    import matplotlib.pyplot as plt
+
+    from simplecnn import plots
+    scores, correct, cost = random_cascade(stages=stages)
+    grid = cascade.threshold_grid(5)
+    sim = cascade.simulate(scores, correct, cost, [grid] * (stages - 1))
+    fig, ax = plt.subplots()
+    plots.threshold_map(sim["acc"], grid, ax, "acc", "accuracy")
+    cells = ax.collections[0].get_array()
+    assert cells.size == 5 * (5 if stages == 3 else 1)
+    plt.close(fig)

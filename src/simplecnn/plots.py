@@ -67,3 +67,15 @@ def overlay_grid(images: torch.Tensor, maps: dict[str, torch.Tensor], row_labels
         axes[r][0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def threshold_map(values: torch.Tensor, thresholds: torch.Tensor, ax: plt.Axes, title: str, label: str) -> None:
+    """A cascade map over (δ₀, δ₁), δ₀ upwards; a two-stage cascade's 1-D map is one column."""
+    v = values.reshape(len(thresholds), -1)
+    ticks = [f"{t:.2f}" for t in thresholds.tolist()]
+    sns.heatmap(pd.DataFrame(v.numpy(), index=ticks, columns=ticks if v.shape[1] > 1 else [""]), ax=ax,
+                cmap="viridis", cbar_kws={"label": label}, xticklabels=max(1, len(ticks) // 8),
+                yticklabels=max(1, len(ticks) // 8))
+    ax.invert_yaxis()
+    ax.set_ylabel("δ₀ (stage 0)"), ax.set_xlabel("δ₁ (stage 1)" if v.shape[1] > 1 else "")
+    ax.set_title(title)
