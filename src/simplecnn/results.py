@@ -25,10 +25,11 @@ PACKAGES = ["simplecnn", "torch", "torchvision", "numpy", "scikit-learn", "ptflo
 
 
 def git_commit() -> str:
-    """HEAD's hash, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    """HEAD's hash, with ``-dirty`` when tracked files differ from it (results/ aside: a run
+    rewrites them, so they would mark every later chapter dirty); ``unknown`` outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
