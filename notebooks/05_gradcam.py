@@ -41,21 +41,19 @@ import seaborn as sns
 import torch
 from myst_nb import glue
 
-from simplecnn import data, gradcam, metrics, patches, plots, recipes, results
+from simplecnn import gradcam, metrics, patches, plots, results
 
 started = time.time()
-pp = results.read_results("patches", profile)["params"]  # the patch study's data, grid and methods
-if agreement_q not in pp["qs"]:
-    raise ValueError(f"agreement_q={agreement_q} is not one of the patch study's q {pp['qs']}")
-splits = data.load_dataset(pp["dataset"], pp["resolution"], val_fraction=pp["val_fraction"],
-                           split_seed=pp["split_seed"])
-splits = splits.reduced(train=pp["train_size"], val=pp["val_size"], test=pp["test_size"], seed=pp["split_seed"])
-model = recipes.train_recipe(pp["ceiling_recipe"], splits, epochs=pp["ceiling_epochs"])
+study = patches.load_study(profile)  # the patch study's data, grids, predictions and CNN, from the cache
+if agreement_q not in study.qs:
+    raise ValueError(f"agreement_q={agreement_q} is not one of the patch study's q {study.qs}")
+splits = study.splits
+model = study.cnn()
 test = splits.test
 pred = model.logits(test, "test").argmax(1)
 cams = {s: gradcam.predicted_class_cam(model, test.images, "test", s) for s in stages}
 glue("test_acc", float((pred == test.labels).float().mean() * 100), display=False)
-glue("resolution", pp["resolution"], display=False)
+glue("resolution", study.params["resolution"], display=False)
 
 # %% [markdown]
 # ## Where the CNN looks
@@ -133,11 +131,8 @@ ax.set_xlabel("Spearman ρ, trained vs randomised model's map (per image)");
 # the true class in that window. Median: {glue:text}`bagnet_agreement:.2f`.
 
 # %%
-grid = patches.Grid(agreement_q, pp["stride"], pp["resolution"])
-linear = patches.LinearOptions(**pp["linear"])
-preds = {(m, q): patches.patch_predictions(m, splits, patches.Grid(q, pp["stride"], pp["resolution"]), pp[m],
-                                           linear, pp["seed"])
-         for m in pp["methods"] for q in pp["qs"]}
+grid = study.grid(agreement_q)
+preds = {(m, q): study.predictions(m, q) for m in study.methods for q in study.qs}
 true_cam = gradcam.grad_cam(model.model, gradcam.stage_layer(model.model, -1), test.images, test.labels)
 bag_evidence = patches.true_class(preds["bagnet", agreement_q]["test"], test.labels)
 agreement = gradcam.rank_correlations(patches.window_means(true_cam, grid), bag_evidence)
@@ -158,7 +153,7 @@ ax.set_xlabel(f"Spearman ρ, Grad-CAM vs BagNet-{agreement_q} evidence (per imag
 # %%
 rows = []
 for (m, q), out in preds.items():
-    g_q = patches.Grid(q, pp["stride"], pp["resolution"])
+    g_q = study.grid(q)
     weight = patches.window_means(true_cam, g_q).flatten(1)
     k = max(1, int(round(object_share * weight.shape[1])))
     is_object = torch.zeros_like(weight, dtype=torch.bool)
@@ -184,15 +179,14 @@ regions.pivot_table(index=["method", "q"], columns="region", values=["patch_acc"
 
 # %%
 for split in ("val", "test"):
-    for q in pp["qs"]:
-        gradcam.patch_weights(model, getattr(splits, split).images, split, patches.Grid(q, pp["stride"],
-                                                                                        pp["resolution"]))
+    for q in study.qs:
+        gradcam.patch_weights(model, getattr(splits, split).images, split, study.grid(q))
 headline = {**aucs, "randomisation_rank_corr": float(np.nanmedian(rand_corr)),
             "bagnet_agreement": float(np.nanmedian(agreement)),
             "regions": {m: {str(q): {r["region"]: {"patch_acc": r["patch_acc"], "patch_auc": r["patch_auc"],
                                                    "wrong_votes": r["wrong_votes"]}
                                      for _, r in regions[(regions.method == m) & (regions.q == q)].iterrows()}
-                            for q in pp["qs"]} for m in pp["methods"]}}
+                            for q in study.qs} for m in study.methods}}
 params = dict(stages=stages, overlay_images=overlay_images, curve_images=curve_images, steps=steps, baseline=baseline,
-              object_share=object_share, agreement_q=agreement_q, seed=seed, patches=pp)
+              object_share=object_share, agreement_q=agreement_q, seed=seed, patches=study.params)
 print(results.write_results("gradcam", profile, params, headline, started))

@@ -42,24 +42,21 @@ import pandas as pd
 import seaborn as sns
 from myst_nb import glue
 
-from simplecnn import data, fusion, gradcam, metrics, patches, plots, recipes, results  # noqa: F401 (plots: book style)
+from simplecnn import fusion, gradcam, metrics, patches, plots, results  # noqa: F401 (plots: book style)
 
 started = time.time()
 if "majority" not in rules:
     raise ValueError(f"rules {rules} must include 'majority', the reference every rule is tested against")
-pp = results.read_results("patches", profile)["params"]  # the patch study's data, grid and methods
-splits = data.load_dataset(pp["dataset"], pp["resolution"], val_fraction=pp["val_fraction"],
-                           split_seed=pp["split_seed"])
-splits = splits.reduced(train=pp["train_size"], val=pp["val_size"], test=pp["test_size"], seed=pp["split_seed"])
-cnn = recipes.train_recipe(pp["ceiling_recipe"], splits, epochs=pp["ceiling_epochs"])  # from the cache
-linear = patches.LinearOptions(**pp["linear"])
+study = patches.load_study(profile)  # the patch study's data, grids, predictions and CNN, from the cache
+splits = study.splits
+cnn = study.cnn()
 labels = {s: getattr(splits, s).labels for s in ("val", "test")}
 classifiers, contexts = {}, {}
-for q in pp["qs"]:
-    grid = patches.Grid(q, pp["stride"], pp["resolution"])
+for q in study.qs:
+    grid = study.grid(q)
     cam = {s: gradcam.patch_weights(cnn, getattr(splits, s).images, s, grid) for s in ("val", "test")}
-    for m in pp["methods"]:
-        out = patches.patch_predictions(m, splits, grid, pp[m], linear, pp["seed"])
+    for m in study.methods:
+        out = study.predictions(m, q)
         name = f"{m}@{q}"
         classifiers[name] = {s: out[s] for s in ("val", "test")}
         contexts[name] = {s: fusion.Context(grid, cam[s]["weights"], sigma, top_k, cam_share) for s in ("val", "test")}
@@ -197,5 +194,5 @@ headline = {"classifiers": {name: {rule: {"image_auc": float(r.image_auc), "imag
                             "majority_auc": float(r.majority_auc), "p_value": float(r.p_value)}
                      for name, r in best.iterrows()}}
 params = dict(rules=rules, sigma=sigma, sigmas=sigmas, top_k=top_k, cam_share=cam_share, learned_c=learned_c,
-              bootstrap=bootstrap, size_bins=size_bins, seed=seed, patches=pp)
+              bootstrap=bootstrap, size_bins=size_bins, seed=seed, patches=study.params)
 print(results.write_results("fusion", profile, params, headline, started))

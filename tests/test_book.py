@@ -163,3 +163,9 @@ def test_summary_sets_every_study_beside_its_sources(smoke_book):
     assert {r["study"] for r in rows} == set(summary.STUDIES)
     assert all(r["paper"] == "not run" for r in rows)  # no paper-profile results in the test's folder
     assert any(r["source"] == 2.3 for r in rows)  # the cascade report's claimed reduction
+
+
+def test_chapters_built_on_others_know_their_upstream_studies():
+    assert runner.upstream_studies(NOTEBOOKS / "05_gradcam.py") == ["patches"]
+    assert runner.upstream_studies(NOTEBOOKS / "06_fusion.py") == ["patches"]
+    assert set(runner.upstream_studies(NOTEBOOKS / "07_summary.py")) == set(summary.STUDIES)

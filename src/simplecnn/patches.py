@@ -260,3 +260,43 @@ def to_pixels(maps: torch.Tensor, grid: Grid) -> torch.Tensor:
 def window_means(maps: torch.Tensor, grid: Grid) -> torch.Tensor:
     """N × size × size pixel maps (a CAM) → N × side × side: the mean over each window."""
     return torch.nn.functional.avg_pool2d(maps[:, None].float(), grid.q, grid.stride)[:, 0]
+
+
+@dataclass
+class PatchStudy:
+    """The patch study as a later chapter needs it: its parameters and data, its grids, its
+    cached window probabilities and its full-image CNN, all from the cache (or recomputed
+    with the same settings when the cache lost them)."""
+
+    params: dict
+    splits: DataSplits
+
+    @property
+    def qs(self) -> list[int]:
+        return list(self.params["qs"])
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.params["methods"])
+
+    def grid(self, q: int) -> Grid:
+        return Grid(q, self.params["stride"], self.params["resolution"])
+
+    def predictions(self, method: str, q: int) -> dict:
+        p = self.params
+        return patch_predictions(method, self.splits, self.grid(q), p[method], LinearOptions(**p["linear"]), p["seed"])
+
+    def cnn(self):
+        """The full-image CNN of the study (the ceiling)."""
+        from .recipes import train_recipe
+        return train_recipe(self.params["ceiling_recipe"], self.splits, epochs=self.params["ceiling_epochs"])
+
+
+def load_study(profile: str) -> PatchStudy:
+    """The patch study of ``profile`` from its ``results/<profile>/patches.json``."""
+    from .data import load_dataset
+    from .results import read_results
+    p = read_results("patches", profile)["params"]
+    splits = load_dataset(p["dataset"], p["resolution"], val_fraction=p["val_fraction"], split_seed=p["split_seed"])
+    return PatchStudy(p, splits.reduced(train=p["train_size"], val=p["val_size"], test=p["test_size"],
+                                        seed=p["split_seed"]))

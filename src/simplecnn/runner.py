@@ -54,10 +54,12 @@ def code_digest() -> str:
 
 
 def upstream_studies(notebook: Path) -> list[str]:
-    """Studies whose results a notebook reads: ``read_results("patches", …)``, or all of
-    them for the summary table (``headline_table``)."""
+    """Studies whose results a notebook reads: ``read_results("patches", …)`` or
+    ``patches.load_study``, or all of them for the summary table (``headline_table``)."""
     source = Path(notebook).read_text()
     found = set(re.findall(r"read_results\(\s*[\"'](\w+)[\"']", source))
+    if "load_study(" in source:  # patches.load_study reads the patch study's results
+        found.add("patches")
     if "headline_table(" in source:
         from .summary import STUDIES
         found |= set(STUDIES)
