@@ -1,6 +1,6 @@
 """Accuracy against training time: the plain recipe against the fast one, epoch by epoch.
 
-For each data set and recipe (``simplecnn.recipes``) and seed, trains from scratch on the
+For each data set and recipe (``simplecnn.core.recipes``) and seed, trains from scratch on the
 cached uint8 tensors and prints one row per epoch: cumulative training seconds and test
 accuracy (the test curve is for this benchmark only; nothing is selected on it). The
 summary gives each recipe's final accuracy (mean ± std over seeds), its whole-run time
@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from simplecnn.data import load_dataset
-from simplecnn.metrics import accuracy
-from simplecnn.recipes import recipe
-from simplecnn.train import build_normalized, fit, predict
+from simplecnn.core.data import load_dataset
+from simplecnn.core.metrics import accuracy
+from simplecnn.core.recipes import recipe
+from simplecnn.core.train import build_normalized, fit, predict
 
 RESOLUTION = {"cifar10": 32, "imagenette": 64}
 

@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from simplecnn.data import channel_stats, load_dataset, resolve_dataset
-from simplecnn.train import TrainConfig, build_normalized, fit
+from simplecnn.core.data import channel_stats, load_dataset, resolve_dataset
+from simplecnn.core.train import TrainConfig, build_normalized, fit
 
 SETTINGS = [  # data set, resolution, model, width
     ("cifar10", 32, "cifar_resnet18", 0.25),

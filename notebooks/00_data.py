@@ -13,7 +13,7 @@
 # %% [markdown]
 # # The data, the splits and the run
 #
-# Every study reads its images through one loader, `simplecnn.data.load_dataset`: a data
+# Every study reads its images through one loader, `simplecnn.core.data.load_dataset`: a data
 # set is decoded once into a uint8 tensor at the requested resolution, cached on disk and
 # held in memory while models train. This chapter shows what that loader hands the studies
 # and which run produced the book.
@@ -33,7 +33,7 @@ import time
 import pandas as pd
 from myst_nb import glue
 
-from simplecnn import archives, data, plots, results
+from simplecnn.core import archives, data, plots, results
 
 started = time.time()
 glue("profile", results.Plain(profile), display=False)  # pasted by the intro page
@@ -85,7 +85,4 @@ for name, s in splits.items():
                      title=f"{name}: training images at {s.train.resolution} px")
 
 # %%
-results.write_results("data", profile, {"datasets": datasets, "resolutions": resolutions,
-                                        "max_per_class": max_per_class, "val_fraction": val_fraction,
-                                        "split_seed": split_seed, "per_class": per_class},
-                      {name: s.sizes() for name, s in splits.items()}, started)
+results.write_results("data", profile, {name: s.sizes() for name, s in splits.items()}, started)

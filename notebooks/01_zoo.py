@@ -37,7 +37,8 @@ import pandas as pd
 import seaborn as sns
 from myst_nb import glue
 
-from simplecnn import plots, results, zoo
+from simplecnn.core import plots, results
+from simplecnn.studies import zoo
 
 started = time.time()
 MiB = 2**20
@@ -163,7 +164,7 @@ zoo.alexnet_neurons().set_index("layer")
 # %% [markdown]
 # ## Receptive fields
 #
-# The theoretical receptive field of the last convolution (`simplecnn.receptive`, computed
+# The theoretical receptive field of the last convolution (`simplecnn.core.receptive`, computed
 # over the traced graph and checked against gradients in the tests) exceeds the 224 px
 # input for every ResNet and GoogLeNet: border effects, not the field, limit what their
 # last layer sees. AlexNet's {glue:text}`rf_alexnet` px and VGG's fields are smaller than
@@ -174,7 +175,7 @@ zoo.alexnet_neurons().set_index("layer")
 # to 9–33 px on purpose.
 
 # %%
-from simplecnn.receptive import receptive_field
+from simplecnn.core.receptive import receptive_field
 
 glue("rf_alexnet", int(table.loc["alexnet", "receptive_field"]), display=False)
 if "resnet50" in table.index:
@@ -190,6 +191,5 @@ headline = {name: {"params": int(r["params"]), "macs": int(r["macs"]), "activati
                    "receptive_field": int(r["receptive_field"]), "param_bytes": int(r["param_bytes"]),
                    **({"train_step_peak_bytes": int(r["train_step_peak_bytes"])} if peak_batch else {})}
             for name, r in table.iterrows()}
-path = results.write_results("zoo", profile, {"models": models, "resolution": resolution, "peak_batch": peak_batch,
-                                              "peak_resolution": peak_resolution}, headline, started)
+path = results.write_results("zoo", profile, headline, started)
 print(f"wrote {path}")

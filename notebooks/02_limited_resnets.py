@@ -31,13 +31,13 @@ resolution: int = 32  # input side in px
 designs: list[str] = ["I", "IIa", "IIb", "IIIa", "IIIb", "IV"]  # the paper's designs to train
 width: float = 0.25  # channel multiplier applied to every design (1.0: the paper's ~4.9 M parameters)
 seeds: list[int] = [0, 1]  # one training run per seed and configuration
-train_size: "Optional[int]" = 10000  # training images, stratified subset (None: all 45,000)
-val_size: "Optional[int]" = 2000  # validation images for the training curves (None: all 5,000)
+train_size: "Optional[int]" = 4000  # training images, stratified subset (None: all 45,000)
+val_size: "Optional[int]" = 1000  # validation images for the training curves (None: all 5,000)
 test_size: "Optional[int]" = 5000  # test images for the final numbers (None: all 10,000)
 epochs: int = 3  # epochs of every run
-batch_size: int = 128  # the paper used 32
-lr: float = 0.1  # initial learning rate, divided by 10 at 30/50/70/90 % of training
-ablation_design: str = "IIa"  # design used for the augmentation ablation
+batch_size: int = 64  # the paper used 32
+lr: float = 0.2  # initial learning rate, divided by 10 at 30/50/70/90 % of training
+ablation_design: str = "I"  # design used for the augmentation ablation
 val_fraction: float = 0.1  # share of CIFAR-10's training set held out for validation
 split_seed: int = 0  # seed of the data splits and subsets
 
@@ -50,7 +50,7 @@ import seaborn as sns
 from myst_nb import glue
 
 from simplecnn import data, limited, plots, results  # noqa: F401 (plots: book style)
-from simplecnn.models import build_model, count_params
+from simplecnn.core.models import build_model, count_params
 
 started = time.time()
 splits = data.load_dataset(dataset, resolution, val_fraction=val_fraction, split_seed=split_seed)
@@ -65,7 +65,7 @@ splits.sizes()
 # %% [markdown]
 # ## Six designs, one builder
 #
-# Each design is a named configuration of `simplecnn.models.ResNet` (stage widths and
+# Each design is a named configuration of `simplecnn.core.models.ResNet` (stage widths and
 # depths, first-conv kernel, shortcut kernel), registered as `limited_<design>`; the
 # template, the CIFAR ResNet-18, has {glue:text}`resnet18_params:,` parameters. At the
 # paper's scale every design lands just under 5,000,000 parameters
@@ -225,7 +225,4 @@ headline = {d: {"paper_params": int(table.loc[d, "paper_params"]), "params": int
 headline["augmentation"] = {s: {"acc_mean": float(r["acc_mean"]), "acc_std": float(r["acc_std"])}
                             for s, r in by_setting.iterrows()}
 headline["rank_corr"] = rank_corr
-params = dict(dataset=dataset, resolution=resolution, designs=designs, width=width, seeds=seeds,
-              train_size=train_size, val_size=val_size, test_size=test_size, epochs=epochs, batch_size=batch_size,
-              lr=lr, ablation_design=ablation_design, val_fraction=val_fraction, split_seed=split_seed)
-print(results.write_results("limited_resnets", profile, params, headline, started))
+print(results.write_results("limited_resnets", profile, headline, started))

@@ -59,9 +59,11 @@ import seaborn as sns
 import torch
 from myst_nb import glue
 
-from simplecnn import data, metrics, patches, plots, recipes, results, tiling
-from simplecnn.models import count_params
-from simplecnn.zoo import macs
+from simplecnn.core import data, metrics, plots, recipes, results
+from simplecnn.studies import patches
+from simplecnn.studies.patches import tiling
+from simplecnn.core.models import count_params
+from simplecnn.core.complexity import macs
 
 started = time.time()
 splits = data.load_dataset(dataset, resolution, val_fraction=val_fraction, split_seed=split_seed)
@@ -88,7 +90,7 @@ pd.DataFrame({"q": qs, "windows per image": [g.count for g in grids.values()],
 # images.
 #
 # - **BagNet-q**: the ResNet-50 layout with unpadded convolutions and 3×3 kernels only in
-#   the first block of as many stages as q needs (`simplecnn.models.BagNet`; a test checks
+#   the first block of as many stages as q needs (`simplecnn.core.models.BagNet`; a test checks
 #   that one output's gradient reaches exactly its q×q window). It is trained on image
 #   labels through the mean of its patch logits and read per window.
 # - **Dense SIFT + linear**: OpenCV's 128-d descriptor of each window computed on the window
@@ -128,7 +130,7 @@ table = pd.DataFrame(rows)
 ceiling = recipes.train_recipe(ceiling_recipe, splits, epochs=ceiling_epochs)
 t0 = time.perf_counter()
 ceiling_logits = ceiling.logits(splits.test, "test")
-ceiling_eval = metrics.summary(ceiling_logits, splits.test.labels)
+ceiling_eval = metrics.acc_auc(ceiling_logits, splits.test.labels)
 ceiling_row = {"method": "full_cnn", "q": resolution, "image_acc": ceiling_eval["acc"],
                "image_auc": ceiling_eval["auc"], "train_s": ceiling.train_s,
                "params": count_params(ceiling.model), "macs_per_patch": macs(ceiling.model, resolution)}
@@ -272,9 +274,4 @@ keys = ["patch_auc", "patch_acc", "image_acc", "image_auc", "train_s", "patches_
 headline = {"methods": {}, "memory": memory, "ceiling_acc": ceiling_eval["acc"], "ceiling_auc": ceiling_eval["auc"]}
 for _, row in table.iterrows():
     headline["methods"].setdefault(row["method"], {})[str(row["q"])] = {k: _clean(row.get(k)) for k in keys}
-params = dict(dataset=dataset, resolution=resolution, qs=qs, stride=stride, methods=methods, train_size=train_size,
-              val_size=val_size, test_size=test_size, seed=seed, bagnet=bagnet, sift=sift, tile2vec=tile2vec,
-              pixels=pixels, linear=linear, ceiling_recipe=ceiling_recipe, ceiling_epochs=ceiling_epochs,
-              memory_size=memory_size, memory_q=memory_q, memory_tile=memory_tile, val_fraction=val_fraction,
-              split_seed=split_seed)
-print(results.write_results("patches", profile, params, headline, started))
+print(results.write_results("patches", profile, headline, started))

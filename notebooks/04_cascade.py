@@ -51,8 +51,9 @@ import seaborn as sns
 import torch
 from myst_nb import glue
 
-from simplecnn import cascade, data, plots, results
-from simplecnn.train import predict
+from simplecnn.studies import cascade
+from simplecnn.core import data, plots, results
+from simplecnn.core.train import predict
 
 started = time.time()
 specs = [cascade.Stage(**s) for s in stages]
@@ -251,7 +252,4 @@ headline = {"stages": {s.name: {"resolution": s.resolution, "macs": int(stage_ta
             "images_per_s": {"cascade": cascade_ips, **single_ips},
             "temperatures": temperatures,
             "report": {"mac_reduction_mid": 3.0, "mac_reduction_top": 2.3}}
-params = dict(dataset=dataset, stages=stages, recipe=recipe, train_size=train_size, seed=seed, grid_size=grid_size,
-              zoom_size=zoom_size, zoom_low=zoom_low, scores=scores, throughput_images=throughput_images,
-              val_fraction=val_fraction, split_seed=split_seed)
-print(results.write_results("cascade", profile, params, headline, started))
+print(results.write_results("cascade", profile, headline, started))

@@ -41,7 +41,8 @@ import seaborn as sns
 import torch
 from myst_nb import glue
 
-from simplecnn import gradcam, metrics, patches, plots, results
+from simplecnn.studies import gradcam, patches
+from simplecnn.core import metrics, plots, results
 
 started = time.time()
 study = patches.load_study(profile)  # the patch study's data, grids, predictions and CNN, from the cache
@@ -187,6 +188,4 @@ headline = {**aucs, "randomisation_rank_corr": float(np.nanmedian(rand_corr)),
                                                    "wrong_votes": r["wrong_votes"]}
                                      for _, r in regions[(regions.method == m) & (regions.q == q)].iterrows()}
                             for q in study.qs} for m in study.methods}}
-params = dict(stages=stages, overlay_images=overlay_images, curve_images=curve_images, steps=steps, baseline=baseline,
-              object_share=object_share, agreement_q=agreement_q, seed=seed, patches=study.params)
-print(results.write_results("gradcam", profile, params, headline, started))
+print(results.write_results("gradcam", profile, headline, started))

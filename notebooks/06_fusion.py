@@ -63,14 +63,14 @@ for q in study.qs:
         contexts[name]["test"].learned = fusion.fit_learned(out["val"], labels["val"], learned_c, seed)
 object_size = cam["test"]["object_size"]
 y = labels["test"].numpy()
-counts = fusion.bootstrap_counts(len(y), bootstrap, seed)
+counts = metrics.bootstrap_counts(len(y), bootstrap, seed)
 glue("n_classifiers", len(classifiers), display=False)
 glue("bootstrap", bootstrap, display=False)
 
 # %% [markdown]
 # ## The rules
 #
-# Each rule is one small function in `simplecnn.fusion` (registry `RULES`): majority
+# Each rule is one small function in `simplecnn.studies.fusion` (registry `RULES`): majority
 # vote; mean probability; mean logit (BagNet's own rule, which from probabilities is the
 # softmax of the mean log-probability, i.e. the normalised geometric mean); the
 # unnormalised geometric mean; centre weighting (Gaussian in the distance of a window's
@@ -90,8 +90,8 @@ for name, probs in classifiers.items():
     for rule in rules:
         s = fusion.fuse(rule, probs["test"], contexts[name]["test"]).numpy()
         scores[name, rule] = s
-        boots[name, rule] = fusion.weighted_macro_auc(s, y, counts)
-        lo, hi = fusion.confidence_interval(boots[name, rule])
+        boots[name, rule] = metrics.weighted_macro_auc(s, y, counts)
+        lo, hi = metrics.confidence_interval(boots[name, rule])
         rows.append({"classifier": name, "rule": rule, "image_auc": metrics.macro_auc(s, y), "ci_low": lo,
                      "ci_high": hi, "image_acc": metrics.accuracy(s, y)})
 table = pd.DataFrame(rows)
@@ -117,7 +117,7 @@ for name in classifiers:
     rule = sub["image_auc"].idxmax()
     best.append({"classifier": name, "best_rule": rule, "best_auc": sub.loc[rule, "image_auc"],
                  "majority_auc": sub.loc["majority", "image_auc"],
-                 "p_value": fusion.paired_p_value(boots[name, rule], boots[name, "majority"])})
+                 "p_value": metrics.paired_p_value(boots[name, rule], boots[name, "majority"])})
 best = pd.DataFrame(best).set_index("classifier")
 glue("n_better", int(((best.best_auc > best.majority_auc) & (best.p_value < 0.05)).sum()), display=False)
 best.style.format({"best_auc": "{:.3f}", "majority_auc": "{:.3f}", "p_value": "{:.3g}"})
@@ -156,7 +156,7 @@ for (name, rule), s in scores.items():
     for b in np.unique(bins):
         keep = bins == b
         by_size.append({"rule": rule, "size bin (small → large)": b, "classifier": name,
-                        "image_auc": fusion.weighted_macro_auc(s, y, keep.astype(float))[0]})
+                        "image_auc": metrics.weighted_macro_auc(s, y, keep.astype(float))[0]})
 by_size = pd.DataFrame(by_size)
 per_bin = by_size.groupby(["size bin (small → large)", "rule"])["image_auc"].mean().unstack()
 background_rules = [r for r in ("centre", "cam_weighted", "cam_masked") if r in per_bin]
@@ -193,6 +193,4 @@ headline = {"classifiers": {name: {rule: {"image_auc": float(r.image_auc), "imag
             "best": {name: {"rule": r.best_rule, "image_auc": float(r.best_auc),
                             "majority_auc": float(r.majority_auc), "p_value": float(r.p_value)}
                      for name, r in best.iterrows()}}
-params = dict(rules=rules, sigma=sigma, sigmas=sigmas, top_k=top_k, cam_share=cam_share, learned_c=learned_c,
-              bootstrap=bootstrap, size_bins=size_bins, seed=seed, patches=study.params)
-print(results.write_results("fusion", profile, params, headline, started))
+print(results.write_results("fusion", profile, headline, started))

@@ -31,7 +31,8 @@ import time
 import pandas as pd
 from myst_nb import glue
 
-from simplecnn import results, summary
+from simplecnn.core import results
+from simplecnn.studies import summary
 
 started = time.time()
 glue("summary_profile", results.Plain(profile), display=False)
@@ -48,5 +49,4 @@ shown = table.set_index(["study", "quantity"]).map(fmt)
 shown.style.set_properties(**{"text-align": "left"})
 
 # %%
-print(results.write_results("summary", profile, {"beside": beside},
-                            {"rows": table.astype(object).where(table.notna(), None).to_dict("records")}, started))
+print(results.write_results("summary", profile, {"rows": table.astype(object).where(table.notna(), None).to_dict("records")}, started))

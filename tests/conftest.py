@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from simplecnn.cache import Cache
-from simplecnn.data import DataSplits, ImageSet
+from simplecnn.core.cache import Cache
+from simplecnn.core.data import DataSplits, ImageSet
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simplecnn import archives
-from simplecnn.archives import DataError, prepare, unpack
-from simplecnn.data import load_dataset
+from simplecnn.core import archives
+from simplecnn.core.archives import DataError, prepare, unpack
+from simplecnn.core.data import load_dataset
 
 
 def make_tar(path: Path, members: dict[str, bytes]) -> str:

@@ -10,8 +10,10 @@ import sys
 
 import pytest
 
-from simplecnn import runner, summary
-from simplecnn.paths import NOTEBOOKS, ROOT
+from simplecnn.pipeline import runner
+
+from simplecnn.studies import summary
+from simplecnn.core.paths import NOTEBOOKS, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +65,7 @@ def test_second_build_executes_nothing(smoke_book):
 def test_every_notebook_has_an_annotated_literal_parameters_cell_and_profiles():
     import ast
     import jupytext
-    from simplecnn.sweep import notebook_parameters
+    from simplecnn.pipeline.sweep import notebook_parameters
     for nb in runner.notebooks():
         cells = [c for c in jupytext.read(nb).cells if "parameters" in c.metadata.get("tags", [])]
         assert len(cells) == 1, f"{nb.name}: exactly one parameters cell"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simplecnn.cache import MANIFEST, PAYLOAD, spec_key
+from simplecnn.core.cache import MANIFEST, PAYLOAD, spec_key
 
 
 def test_hit_and_miss(cache):
@@ -61,7 +61,7 @@ class Pickled:
 
 def test_payload_with_arbitrary_objects_is_refused(cache):
     import json
-    from simplecnn.cache import file_sha256
+    from simplecnn.core.io import file_sha256
 
     folder = cache.save("thing", {"n": 4}, [1])
     torch.save(Pickled(), folder / PAYLOAD)  # a well-formed entry whose payload holds code
@@ -73,7 +73,7 @@ def test_payload_with_arbitrary_objects_is_refused(cache):
 
 
 def test_tensor_digest_sees_content_shape_and_dtype():
-    from simplecnn.cache import tensor_digest
+    from simplecnn.core.cache import tensor_digest
     a = torch.arange(12, dtype=torch.uint8)
     assert tensor_digest(a) == tensor_digest(a.clone())
     assert tensor_digest(a) != tensor_digest(a.view(3, 4))

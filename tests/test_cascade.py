@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from simplecnn import cascade
+from simplecnn.studies import cascade
 
 
 def random_cascade(n=200, stages=3, seed=0):
@@ -115,7 +115,7 @@ def test_pareto_front_and_threshold_choice():
 def test_threshold_map_draws_one_cell_per_threshold_pair(stages):
     import matplotlib.pyplot as plt
 
-    from simplecnn import plots
+    from simplecnn.core import plots
     scores, correct, cost = random_cascade(stages=stages)
     grid = cascade.threshold_grid(5)
     sim = cascade.simulate(scores, correct, cost, [grid] * (stages - 1))

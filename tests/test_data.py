@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from simplecnn import data
-from simplecnn.archives import DataError
-from simplecnn.data import load_dataset, load_folder
+from simplecnn.core import data
+from simplecnn.core.archives import DataError
+from simplecnn.core.data import load_dataset, load_folder
 
 
 def test_mixed_modes_and_sizes_decode_to_uint8_squares(mixed_folder, cache):

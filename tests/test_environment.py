@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from simplecnn.paths import ROOT
+from simplecnn.core.paths import ROOT
 
 
 def pins_from_lines(lines):

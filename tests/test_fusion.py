@@ -7,8 +7,9 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from simplecnn import fusion
-from simplecnn.patches import Grid
+from simplecnn.core import metrics
+from simplecnn.studies import fusion
+from simplecnn.studies.patches import Grid
 
 GRID = Grid(q=9, stride=8, size=41)  # 5 × 5 windows
 
@@ -73,8 +74,8 @@ def test_weighted_auc_equals_sklearn_on_each_resample():
     y = rng.integers(0, 4, 150)
     s = rng.random((150, 4)).round(1)  # ties
     s[np.arange(150), y] += 0.3
-    counts = fusion.bootstrap_counts(150, 5, 0)
-    ours = fusion.weighted_macro_auc(s, y, counts)
+    counts = metrics.bootstrap_counts(150, 5, 0)
+    ours = metrics.weighted_macro_auc(s, y, counts)
     for row, value in zip(counts, ours):
         idx = np.repeat(np.arange(150), row.astype(int))
         ref = np.mean([roc_auc_score(y[idx] == c, s[idx, c]) for c in range(4)])
@@ -83,8 +84,8 @@ def test_weighted_auc_equals_sklearn_on_each_resample():
 
 def test_paired_p_value():
     a = np.linspace(0.80, 0.82, 200)
-    assert fusion.paired_p_value(a, a - 0.05) == pytest.approx(1 / 200)
-    assert fusion.paired_p_value(a, a) == 1.0
+    assert metrics.paired_p_value(a, a - 0.05) == pytest.approx(1 / 200)
+    assert metrics.paired_p_value(a, a) == 1.0
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 0.01, 200)
-    assert fusion.paired_p_value(a + noise, a) > 0.05
+    assert metrics.paired_p_value(a + noise, a) > 0.05

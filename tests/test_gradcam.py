@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from simplecnn import gradcam
-from simplecnn.models import Normalize, build_model
+from simplecnn.studies import gradcam
+from simplecnn.core.models import Normalize, build_model
 
 
 def tiny_resnet():

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from simplecnn.paths import NOTEBOOKS
+from simplecnn.core.paths import NOTEBOOKS
 
 pytestmark = pytest.mark.slow
 

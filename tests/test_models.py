@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simplecnn.models import LIMITED, MODELS, build_model, count_params
-from simplecnn.receptive import gradient_receptive_field, receptive_field
+from simplecnn.core.models import LIMITED, MODELS, build_model, count_params
+from simplecnn.core.receptive import gradient_receptive_field, receptive_field
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

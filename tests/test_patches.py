@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from simplecnn import patches, sift, tile2vec, tiling
-from simplecnn.models import build_model
+from simplecnn.studies import patches
+
+from simplecnn.studies.patches import sift, tile2vec, tiling
+from simplecnn.core.models import build_model
 
 
 def test_grid_windows_are_the_image_crops():

@@ -7,8 +7,8 @@ import torch
 import torchvision
 from torch import nn
 
-from simplecnn.models import build_model
-from simplecnn.receptive import gradient_receptive_field, receptive_field
+from simplecnn.core.models import build_model
+from simplecnn.core.receptive import gradient_receptive_field, receptive_field
 
 
 class Branchy(nn.Module):
@@ -48,7 +48,7 @@ def test_analytic_matches_gradient(make, size):
 
 
 def test_stride_placement_changes_resnet50s_field():
-    from simplecnn.zoo import build_zoo_model, stride_in_1x1
+    from simplecnn.studies.zoo import build_zoo_model, stride_in_1x1
     v15 = receptive_field(build_zoo_model("resnet50"))["receptive_field"]
     v1 = receptive_field(stride_in_1x1(build_zoo_model("resnet50")))["receptive_field"]
     assert v1 > v15  # a stride in the 1×1 precedes the 3×3, so that 3×3 sees a coarser grid

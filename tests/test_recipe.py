@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simplecnn import augment, recipes
-from simplecnn.init import patch_covariance, patch_whitening_
-from simplecnn.models import build_model
-from simplecnn.train import TrainConfig, build_normalized, fit, predict
+from simplecnn.core import augment, recipes
+from simplecnn.core.whitening import patch_covariance, patch_whitening_
+from simplecnn.core.models import build_model
+from simplecnn.core.train import TrainConfig, build_normalized, fit, predict
 
 
 def test_alternate_flip_shows_each_image_both_ways_in_two_epochs():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simplecnn import summary
+from simplecnn.studies import summary
 
 
 def test_missing_results_name_the_command_that_writes_them():

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from simplecnn import runner, sweep
-from simplecnn.paths import ROOT
+from simplecnn.pipeline import runner, sweep
+from simplecnn.core.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ note: str = "x"  # unused
 import os
 import time
 
-from simplecnn import results
+from simplecnn.core import results
 
 if a == 3:
     raise ValueError("a=3 is not allowed")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simplecnn import augment, train
-from simplecnn.models import build_model
-from simplecnn.train import TrainConfig, fit, predict, train_model
+from simplecnn.core import augment, train
+from simplecnn.core.models import build_model
+from simplecnn.core.train import TrainConfig, fit, predict, train_model
 
 TINY = {"channels": [8, 16], "blocks": [1, 1], "stem": "cifar", "stem_channels": 8}
 CONFIG = TrainConfig(epochs=4, batch_size=32, lr=0.2, augment=("flip",), seed=3)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from simplecnn import memory, zoo
+from simplecnn.core import memory
+
+from simplecnn.studies import zoo
 
 
 def test_macs_of_one_conv_and_one_linear():

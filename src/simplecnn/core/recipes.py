@@ -1,0 +1,60 @@
+"""Named training recipes: a model and a TrainConfig per data set, for every study to reuse.
+
+``plain`` is the baseline the project started from (ResNet-18 at quarter width, one-cycle
+SGD, label smoothing 0.1, pad-crop and flip). ``fast`` gathers the choices of the fastest
+published CIFAR-10 recipes that transfer to a CPU (airbench, hlb-CIFAR10, Page's ResNet-9
+tricks): a network that spends its MACs at low resolution early (FastNet), a frozen
+patch-whitening first layer, frozen BN scales, larger batches, label smoothing 0.2,
+alternating flips with small translations, an EMA of the weights and flip test-time
+augmentation. Epochs are set so that each fits the budget of issue 9 on the 2-core
+machine (10 minutes on CIFAR-10, 6 on Imagenette at 64 px); ``benchmarks/recipes.py``
+measures both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from simplecnn.core.cache import Cache
+from simplecnn.core.data import DataSplits
+from simplecnn.core.train import TrainConfig, Trained, train_model
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+RECIPES: dict[str, dict[str, Recipe]] = {
+    "plain": {
+        "cifar10": Recipe("cifar_resnet18", {"width": 0.25},
+                          TrainConfig(epochs=3, batch_size=128, lr=0.1, weight_decay=5e-4, label_smoothing=0.1)),
+        "imagenette": Recipe("resnet18", {"width": 0.25},
+                             TrainConfig(epochs=8, batch_size=128, lr=0.1, weight_decay=5e-4, label_smoothing=0.1)),
+    },
+    "fast": {
+        "cifar10": Recipe("fastnet", {"widths": [64, 128, 256]},
+                          TrainConfig(epochs=6, batch_size=512, lr=0.4, weight_decay=5e-4, label_smoothing=0.2,
+                                      warmup=0.2, augment=("small_crop", "alternate_flip"), whiten=True,
+                                      ema=0.98, tta=True)),
+        "imagenette": Recipe("resnet18", {"width": 0.5},
+                             TrainConfig(epochs=28, batch_size=256, lr=0.4, weight_decay=5e-4, label_smoothing=0.2,
+                                         warmup=0.2, augment=("crop", "alternate_flip"), ema=0.98, tta=True)),
+    },
+}
+
+
+def recipe(name: str, dataset: str, **config_overrides) -> Recipe:
+    """The recipe ``name`` for ``dataset`` (a user's folder gets Imagenette's), config overridable."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
+    chosen = RECIPES[name].get(dataset, RECIPES[name]["imagenette"])
+    return replace(chosen, config=replace(chosen.config, **config_overrides)) if config_overrides else chosen
+
+
+def train_recipe(name: str, data: DataSplits, cache: Cache | None = None, **config_overrides) -> Trained:
+    """Train (or take from the cache) the recipe ``name`` for ``data``'s data set."""
+    chosen = recipe(name, data.name, **config_overrides)
+    return train_model(chosen.model, data, chosen.config, chosen.model_kwargs, cache=cache)

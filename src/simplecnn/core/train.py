@@ -1,0 +1,281 @@
+"""The one training loop of every study, its evaluation, and cached training.
+
+Data are uint8 tensors in memory; each step takes a batch by index, augments it on the
+tensor, converts to float and runs the model in channels_last (mixed precision on CUDA).
+The learning-rate schedule steps per batch. After every epoch a checkpoint (weights,
+optimiser, schedule, random-generator states, history) is written atomically, so an
+interrupted run resumes where it stopped and ends with the weights an uninterrupted run
+would have: on the CPU the same seed gives the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from simplecnn.core.augment import build_pipeline
+from simplecnn.core.cache import Cache, spec_key, tensor_digest
+from simplecnn.core.io import atomic_torch_save
+from simplecnn.core.data import DataSplits, ImageSet, channel_stats
+from simplecnn.core.whitening import patch_whitening_
+from simplecnn.core.models import Normalize, build_model
+
+SCHEDULES = ("onecycle", "cosine", "multistep", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run besides model and data (part of cache keys)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    warmup: float = 0.25  # fraction of steps spent warming up (onecycle, cosine)
+    milestones: tuple[float, ...] = ()  # epochs (fractions allowed) at which multistep multiplies the rate by gamma
+    gamma: float = 0.1
+    label_smoothing: float = 0.1
+    augment: tuple[str, ...] = ("crop", "flip")
+    channels_last: bool = True
+    eval_batch_size: int = 512
+    seed: int = 0
+    ema: float = 0.0  # decay of an exponential moving average of the weights per step; 0: off
+    tta: bool = False  # evaluate on each image and its mirror, averaging the logits
+    whiten: bool = False  # initialise the model's ``whiten`` conv from training patches (frozen)
+    compile: bool = False  # torch.compile the training step (repays its ~1 min only on long runs)
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; known: {SCHEDULES}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {self.epochs}, {self.batch_size}")
+        object.__setattr__(self, "augment", tuple(self.augment))
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        build_pipeline(self.augment)  # fail now on an unknown augmentation
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """Per-step schedules: ``onecycle`` is a triangle (linear warm-up from lr/25 to lr, then
+    linear decay to zero, as airbench does), ``cosine`` a linear warm-up then a cosine."""
+    total = config.epochs * steps_per_epoch
+    warm = max(1, int(config.warmup * total))
+
+    def onecycle(s: int) -> float:
+        if s < warm:
+            return 1 / 25 + (1 - 1 / 25) * s / warm
+        return max(0.0, (total - s) / max(1, total - warm))
+
+    def cosine(s: int) -> float:
+        if s < warm:
+            return (s + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, total - warm))))
+
+    if config.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, [round(m * steps_per_epoch) for m in config.milestones],
+                                                    config.gamma)
+    shape = {"onecycle": onecycle, "cosine": cosine, "constant": lambda s: 1.0}[config.schedule]
+    return torch.optim.lr_scheduler.LambdaLR(opt, shape)
+
+
+def to_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 batch to float in [0, 1] on ``device``."""
+    x = x.to(device, non_blocking=True).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512, device: torch.device | None = None,
+            channels_last: bool = True, progress: bool = False, tta: bool = False) -> torch.Tensor:
+    """Logits (float32, CPU) of ``model`` for uint8 ``images``, in eval mode.
+
+    With ``tta`` each image's logits are averaged with its mirror image's."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    batches = range(0, len(images), batch_size)
+    for i in tqdm(batches, desc="predicting", leave=False, disable=not progress):
+        x = to_input(images[i:i + batch_size], device, channels_last)
+        with autocast(device):
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
+        out.append(logits.cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def fit(model: nn.Module, train: ImageSet, config: TrainConfig, val: ImageSet | None = None,
+        checkpoint: Path | None = None, device: torch.device | None = None,
+        on_epoch_end: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``model`` in place; returns one history row per epoch (loss, accuracies, lr, time).
+
+    With ``checkpoint``, state is saved there after each epoch and a run finding it resumes.
+    """
+    device = device or default_device()
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:  # frozen weights (whitening, BN scales) stay out of the optimiser
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    n = len(train)
+    steps = n // config.batch_size if n >= config.batch_size else 1
+    batch = min(config.batch_size, n)
+    sched = make_scheduler(opt, config, steps)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    augment = build_pipeline(config.augment)
+    gen = torch.Generator().manual_seed(config.seed)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+           if config.ema else None)
+    step_model = torch.compile(model) if config.compile else model
+    history: list[dict] = []
+    start_epoch, elapsed = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, weights_only=True, map_location=device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        gen.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        history, start_epoch, elapsed = state["history"], state["epoch"] + 1, state["elapsed"]
+    images = train.images.to(device) if device.type == "cuda" else train.images
+    labels = train.labels.to(device)
+
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, mininterval=2.0)
+        for s in bar:
+            idx = perm[s * batch:(s + 1) * batch]
+            x = augment(images[idx.to(images.device)], gen, idx, epoch)
+            y = labels[idx.to(labels.device)]
+            with autocast(device):
+                logits = step_model(to_input(x, device, config.channels_last))
+                loss = loss_fn(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lr = opt.param_groups[0]["lr"]  # the rate this step used
+            sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
+        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
+               "lr": lr}
+        elapsed += time.perf_counter() - t0
+        if val is not None:
+            row["val_acc"] = accuracy_of(ema.module if ema is not None else model, val, config, device)
+        row["elapsed_s"] = elapsed
+        history.append(row)
+        tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if checkpoint is not None:
+            atomic_torch_save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                               **({"ema": ema.state_dict()} if ema is not None else {}),
+                               "torch_rng": torch.get_rng_state(), "history": history, "elapsed": elapsed},
+                              Path(checkpoint))
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+    if ema is not None:  # the averaged weights are the result
+        model.load_state_dict(ema.module.state_dict())
+    return history
+
+
+def accuracy_of(model: nn.Module, data: ImageSet, config: TrainConfig, device: torch.device) -> float:
+    logits = predict(model, data.images, config.eval_batch_size, device, config.channels_last, tta=config.tta)
+    return (logits.argmax(1) == data.labels).float().mean().item()
+
+
+@dataclass
+class Trained:
+    """A trained model with its history, training wall time and the spec that keys it."""
+
+    model: nn.Module
+    history: list[dict]
+    train_s: float
+    spec: dict
+    cache: Cache = field(repr=False, default_factory=Cache)
+
+    @property
+    def key(self) -> str:
+        return spec_key("model", self.spec)
+
+    def logits(self, data: ImageSet, split: str) -> torch.Tensor:
+        """Logits on a named split of the training data, cached next to the weights."""
+        spec = {"model": self.key, "split": split, "images": tensor_digest(data.images)}
+        tta = self.spec["train"].get("tta", False)
+        return self.cache.get_or_compute("logits", {**spec, "tta": tta},
+                                         lambda: predict(self.model, data.images, progress=True, tta=tta))
+
+
+def build_normalized(name: str, data: DataSplits, model_kwargs: dict, seed: int, whiten: bool = False) -> nn.Module:
+    """``Normalize`` (train-set statistics) followed by a registered model, seeded; with
+    ``whiten`` its ``whiten`` conv is set from 5,000 training images' patches."""
+    torch.manual_seed(seed)
+    body = build_model(name, data.num_classes, **model_kwargs)
+    mean, std = channel_stats(data.train.images)
+    model = nn.Sequential(Normalize(mean, std), body)
+    if whiten:
+        if not isinstance(getattr(body, "whiten", None), nn.Conv2d):
+            raise ValueError(f"whiten=True needs a model with a `whiten` conv; {name!r} has none")
+        sample = data.train.images[:: max(1, len(data.train) // 5000)]
+        patch_whitening_(body.whiten, model[0](sample.float() / 255))
+    return model
+
+
+def train_model(name: str, data: DataSplits, config: TrainConfig, model_kwargs: dict | None = None,
+                cache: Cache | None = None, device: torch.device | None = None,
+                track_val: bool = True) -> Trained:
+    """Train a registered model on ``data.train`` or take it from the cache.
+
+    The cache key covers the model (name and arguments), the data spec and the training
+    config (seed included). Checkpoints go to the cache's scratch folder, so an interrupted
+    call resumes; ``track_val`` records validation accuracy after each epoch.
+    """
+    cache = cache or Cache()
+    model_kwargs = dict(model_kwargs or {})
+    spec = {"model": {"name": name, **model_kwargs}, "data": data.spec, "train": asdict(config)}
+    model = build_normalized(name, data, model_kwargs, config.seed, config.whiten)
+    hit = cache.load("model", spec)
+    if hit is not None:
+        model.load_state_dict(hit["state"])
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return Trained(model.eval(), hit["history"], hit["train_s"], spec, cache)
+    history = fit(model, data.train, config, data.val if track_val else None,
+                  checkpoint=cache.scratch("model", spec) / "checkpoint.pt", device=device)
+    model.cpu()
+    train_s = history[-1]["elapsed_s"]
+    cache.save("model", spec, {"state": model.state_dict(), "history": history, "train_s": train_s})
+    return Trained(model.eval(), history, train_s, spec, cache)

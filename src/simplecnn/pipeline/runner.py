@@ -1,0 +1,234 @@
+"""Execute the jupytext notebooks with papermill, once per change, the papermill way.
+
+Parameters: a notebook's ``parameters`` cell holds the cpu profile (the one source of
+truth); a profile folder (``profiles/<name>/<study>.yml``, or any folder a user names)
+overrides some of them; ``-p``/``-y``/``-f`` overrides go on top. Every parameter is
+injected, so the results file records all of them as papermill saw them.
+
+Where results go: the book's own run writes ``results/<profile>/``; a run with ``--out``
+or a sweep writes only into its own folder and reads upstream studies' results from
+``results/<profile>/`` (or ``--results-from``). A notebook's fingerprint hashes its source,
+parameters, the package's code and the results of its declared upstream studies; an
+executed notebook whose stamp holds the same fingerprint is not run again. A failing
+notebook is kept (``<name>.failed.ipynb``, showing the failing cell) with a one-line
+``<name>.error.txt``.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+from simplecnn.core.io import atomic_write_bytes
+from simplecnn.core.paths import NOTEBOOKS, PROFILES, ROOT, results_root
+from simplecnn.core.results import RUN_CONTEXT
+from simplecnn.pipeline import registry
+
+DEFAULT_PROFILE = "cpu"  # the parameters cells' own values
+
+
+class RunFailed(RuntimeError):
+    """A notebook failed; ``notebook`` is the executed copy showing the failing cell."""
+
+    def __init__(self, message: str, notebook: Path):
+        super().__init__(message)
+        self.notebook = notebook
+
+
+def study_name(notebook: Path) -> str:
+    """``notebooks/01_zoo.py`` -> ``zoo`` (through the registry)."""
+    return registry.by_notebook(notebook).name
+
+
+def notebooks() -> list[Path]:
+    """The book's notebooks in an order where upstream chapters come first."""
+    return [s.path for s in registry.ordered()]
+
+
+def _as_ipynb(notebook: Path) -> nbformat.NotebookNode:
+    nb = jupytext.read(notebook)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for cell in nb.cells:  # papermill expects every cell to carry a tags list
+        cell.metadata.setdefault("tags", [])
+    return nb
+
+
+def notebook_parameters(notebook: Path) -> dict[str, dict]:
+    """Name -> {type, default (a value), help} of the notebook's parameters cell, read with
+    papermill's public inspection (``papermill.inspect_notebook``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{Path(notebook).stem}.ipynb"
+        nbformat.write(_as_ipynb(notebook), path)
+        found = papermill.inspect_notebook(str(path))
+    return {name: {"type": p["inferred_type_name"], "default": ast.literal_eval(p["default"]), "help": p["help"]}
+            for name, p in found.items()}
+
+
+def profile_dir(profile: str | Path) -> Path:
+    """A built-in profile's folder (``profiles/<name>``) or a user's own folder of yml files."""
+    if (PROFILES / str(profile)).is_dir():
+        return PROFILES / str(profile)
+    if Path(profile).expanduser().is_dir():
+        return Path(profile).expanduser().resolve()
+    known = sorted(p.name for p in PROFILES.iterdir() if p.is_dir())
+    raise ValueError(f"unknown profile {str(profile)!r}: neither one of {known} nor a folder of <study>.yml files")
+
+
+def profile_name(profile: str | Path) -> str:
+    """The name results are filed under: the built-in name, or the user's folder's name."""
+    return profile_dir(profile).name
+
+
+def check_names(given: dict, known: dict, where: str) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown parameter(s) {unknown}; known parameters: {sorted(known)}")
+
+
+def parameters(notebook: Path, profile: str | Path = DEFAULT_PROFILE, overrides: dict | None = None) -> dict:
+    """All parameters of ``notebook``: its cell's values, then the profile's, then ``overrides``."""
+    cell = notebook_parameters(notebook)
+    params = {name: p["default"] for name, p in cell.items()}
+    path = profile_dir(profile) / f"{study_name(notebook)}.yml"
+    if path.exists():
+        from_profile = yaml.safe_load(path.read_text()) or {}
+        check_names(from_profile, cell, str(path))
+        params.update(from_profile)
+    check_names(overrides or {}, cell, f"overrides for {Path(notebook).name}")
+    params.update(overrides or {})
+    params["profile"] = profile_name(profile)
+    return params
+
+
+def code_digest() -> str:
+    """Hash of the package's source and the pinned requirements."""
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "src").rglob("*.py")) + [ROOT / "requirements.txt"]:
+        h.update(path.relative_to(ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def upstream_results(study: str, profile: str, folders: list[Path]) -> dict:
+    """Parameters and results of ``study``'s declared upstream studies (the first found)."""
+    out = {}
+    for up in registry.get(study).upstream:
+        for folder in folders:
+            path = folder / profile / f"{up}.json"
+            if path.exists():
+                doc = json.loads(path.read_text())
+                out[up] = [doc.get("params"), doc.get("results")]
+                break
+    return out
+
+
+def run_fingerprint(notebook: Path, params: dict, folders: list[Path]) -> str:
+    """Source, parameters, package code, and every upstream study's parameters and
+    results, so that a chapter built on another re-runs when that one changes."""
+    h = hashlib.sha256(Path(notebook).read_bytes())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(code_digest().encode())
+    ups = upstream_results(study_name(notebook), str(params["profile"]), folders)
+    h.update(json.dumps(ups, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run writes its results and where it reads upstream studies' results."""
+
+    results_out: Path  # the folder holding <profile>/<study>.json
+    results_from: Path
+
+
+def execute(notebook: Path, output: Path, params: dict, target: Target | None = None, force: bool = False,
+            log_output: bool = True, timeout: float | None = None) -> bool:
+    """Run ``notebook`` with ``params`` into ``output`` (ipynb); False when it was up to date.
+
+    The kernel's output streams to this terminal as it comes (per-epoch progress lines);
+    tqdm bars are off in the kernel (``TQDM_DISABLE``), so pages hold results.
+    """
+    target = target or Target(results_root(), results_root())
+    output = Path(output)
+    stamp = output.with_suffix(".stamp")
+    failed, error_file = output.with_suffix(".failed.ipynb"), output.with_suffix(".error.txt")
+    digest = run_fingerprint(notebook, params, [target.results_out, target.results_from])
+    if not force and output.exists() and stamp.exists() and stamp.read_text() == digest:
+        return False
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (stamp, failed, error_file):
+        stale.unlink(missing_ok=True)
+    context = {"params": params, "results_out": str(target.results_out), "results_from": str(target.results_from)}
+    saved = {k: os.environ.get(k) for k in (RUN_CONTEXT, "TQDM_DISABLE")}
+    os.environ[RUN_CONTEXT] = json.dumps(context, default=str)
+    os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits both
+    source = output.with_suffix(".source.ipynb")
+    nbformat.write(_as_ipynb(notebook), source)
+    partial = output.with_suffix(".running.ipynb")
+    try:
+        papermill.execute_notebook(str(source), str(partial), parameters=params, cwd=str(NOTEBOOKS),
+                                   kernel_name="python3", progress_bar=not log_output, log_output=log_output,
+                                   execution_timeout=timeout)
+    except PapermillExecutionError as exc:
+        os.replace(partial, failed)
+        line = f"{Path(notebook).name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+        atomic_write_bytes(error_file, (line + "\n").encode())
+        raise RunFailed(f"{line}\n  executed notebook kept, showing the failing cell: {failed}", failed) from None
+    except BaseException:
+        if partial.exists():
+            os.replace(partial, failed)
+        raise
+    finally:
+        source.unlink(missing_ok=True)
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    os.replace(partial, output)
+    stamp.write_text(digest)
+    return True
+
+
+def run_all(profile: str | Path, out_dir: Path, overrides: dict | None = None, only: list[str] | None = None,
+            force: bool = False, target: Target | None = None) -> list[Path]:
+    """Execute every chapter (or those in ``only``) for ``profile``, upstream chapters first.
+
+    ``overrides`` apply to every chapter that has the parameter (an override no selected
+    chapter knows is an error)."""
+    studies = registry.ordered(only)  # an unknown name is an error listing the known ones
+    overrides = overrides or {}
+    known = {s.name: notebook_parameters(s.path) for s in studies}
+    stray = sorted(set(overrides) - set().union(*known.values()))
+    if stray:
+        raise ValueError(f"unknown parameter(s) {stray} for {[s.name for s in studies]}; known: "
+                         f"{ {s: sorted(k) for s, k in known.items()} }")
+    done = []
+    for i, study in enumerate(studies, 1):
+        own = {k: v for k, v in overrides.items() if k in known[study.name]}
+        params = parameters(study.path, profile, own)
+        out = Path(out_dir) / f"{study.path.stem}.ipynb"
+        print(f"[{i}/{len(studies)}] {study.notebook} ({params['profile']}) ...", flush=True)
+        ran = execute(study.path, out, params, target, force=force)
+        print(f"[{i}/{len(studies)}] {'executed' if ran else 'up to date'}: {study.notebook} -> {out}", flush=True)
+        done.append(out)
+    return done
+
+
+def show_kernel_output() -> None:
+    """Let papermill's log of the kernel's output (per-epoch lines) reach the terminal."""
+    logger = logging.getLogger("papermill")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("    %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
