@@ -6,21 +6,38 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup data book test lab sweep-example browser bench bench-recipes clean
+.PHONY: all setup lock data data-reduced dry-run book test lab sweep-example browser bench bench-recipes clean
 all: book
 
-# The virtual environment, re-made when the pins change.
-$(STAMP): requirements.txt pyproject.toml
+# The virtual environment from the lock (every package pinned), re-made when it changes.
+$(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# Regenerate requirements.lock from requirements.txt in a throw-away environment.
+lock:
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	{ sed -n 1,3p requirements.lock; build/lock-venv/bin/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf build/lock-venv
 
 setup: $(STAMP)
 
 # Unpack ../shared/data (sha256 checked) into data/, or download with torchvision.
 data: setup
 	$(PY) -m simplecnn data --archives $(ARCHIVES)
+
+# A reduced Imagenette (<= 60 MB, 144 px) for machines the full archive cannot be copied to.
+data-reduced: data
+	$(PY) -m simplecnn data-reduced --out build/data-reduced
+
+# Prove the gpu and paper profiles on this machine: every chapter with its real models and
+# resolutions, two training steps each, and each chapter's accelerator-memory estimate.
+dry-run: data
+	$(PY) -m simplecnn run --profile gpu --dry-run
+	$(PY) -m simplecnn run --profile paper --dry-run
 
 # Execute the notebooks that changed (papermill) and build the HTML (jupyter-book 1.x).
 book: data

@@ -30,10 +30,10 @@ per_class: int = 6  # sample images per class in the grids
 # %%
 import time
 
-import pandas as pd
 from myst_nb import glue
 
-from simplecnn.core import archives, data, plots, results
+from simplecnn.core import data, plots, results
+from simplecnn.studies import data as study
 
 started = time.time()
 glue("profile", results.Plain(profile), display=False)  # pasted by the intro page
@@ -43,21 +43,25 @@ glue("profile", results.Plain(profile), display=False)  # pasted by the intro pa
 #
 # The archives in `../shared/data` are unpacked by `make data`, which checks each one's
 # sha256 first; without them it falls back to torchvision's downloaders (CIFAR-10's
-# original pickled batches, Imagenette's 320 px release), and the loader reads either.
-# CIFAR-10 here is a JPEG conversion (quality 75) of the original 32×32 images, so pixels
-# carry mild JPEG artefacts and accuracies are close to, not identical with, results on the
-# original batches. Imagenette is the 10 easy ImageNet classes (fastai, Apache-2.0) in a
-# 224×224 copy of the `imagenette2` split.
+# original pickled batches, Imagenette's {glue:text}`imagenette_release_px` px release),
+# and the loader reads either. CIFAR-10 here is a JPEG conversion (quality
+# {glue:text}`cifar_jpeg_quality`) of the original {glue:text}`cifar_px` px images, so
+# pixels carry mild JPEG artefacts and accuracies are close to, not identical with, results
+# on the original batches. Imagenette is {glue:text}`imagenette_classes` easy ImageNet
+# classes (fastai, Apache-2.0) in a {glue:text}`imagenette_copy_px` px copy of the
+# `imagenette2` split.
 
 # %%
-pd.DataFrame([{"data set": name, "archive": a.file, "unpacks to": a.folder, "sha256": a.sha256[:16] + "…"}
-              for name, a in archives.ARCHIVES.items()]).set_index("data set")
+for key, value in study.SOURCE_FACTS.items():
+    glue(key, value, display=False)
+study.archive_table()
 
 # %% [markdown]
 # ## Splits
 #
-# Splits are stratified and seeded, identical for every study. CIFAR-10 keeps its 10,000
-# test images for final numbers and carves validation out of its training set.
+# Splits are stratified and seeded, identical for every study. CIFAR-10 keeps its
+# {glue:text}`cifar_test_full:,` test images for final numbers and carves validation out of
+# its training set.
 # Imagenette has no test split, so its official `val` folder is halved, stratified, into
 # validation and test. Anything a study chooses (thresholds, fusion rules, epochs) is
 # chosen on validation; test is touched once.
@@ -66,9 +70,7 @@ pd.DataFrame([{"data set": name, "archive": a.file, "unpacks to": a.folder, "sha
 splits = {name: data.load_dataset(name, resolutions.get(name, 64), val_fraction=val_fraction,
                                    split_seed=split_seed, max_per_class=max_per_class)
           for name in datasets}
-sizes = pd.DataFrame({name: s.sizes() for name, s in splits.items()}).T
-sizes["classes"] = [s.num_classes for s in splits.values()]
-sizes["resolution"] = [s.train.resolution for s in splits.values()]
+sizes = study.split_table(splits)
 for name, row in sizes.iterrows():
     for split in ("train", "val", "test"):
         glue(f"{name}_{split}", int(row[split]), display=False)
@@ -85,4 +87,4 @@ for name, s in splits.items():
                      title=f"{name}: training images at {s.train.resolution} px")
 
 # %%
-results.write_results("data", profile, {name: s.sizes() for name, s in splits.items()}, started)
+results.write_results("data", profile, study.results_dict(splits), started)

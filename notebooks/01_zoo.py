@@ -15,7 +15,8 @@
 #
 # Before simplifying a classifier we measure what the classic ones spend. For AlexNet,
 # VGG-11/13/16/19 (with and without batch norm), GoogLeNet and ResNet-18/34/50/101/152 at
-# 224×224 with 1000 classes, as in the lecture (source 003), this chapter counts
+# {glue:text}`resolution` px square inputs with {glue:text}`num_classes` classes, as in
+# the lecture (source `003_…`), this chapter counts
 # parameters and multiply-accumulates (MACs), the memory of a forward pass's activations
 # beside the memory of the parameters, the measured peak memory of one training step, and
 # the theoretical receptive field of the last convolutional layer. Weights are random:
@@ -42,6 +43,8 @@ from simplecnn.studies import zoo
 
 started = time.time()
 MiB = 2**20
+glue("resolution", resolution, display=False)
+glue("num_classes", 1000, display=False)
 table = zoo.zoo_table(models, resolution, peak_batch or None, peak_resolution)
 
 # %% [markdown]
@@ -97,12 +100,11 @@ plots.labelled_scatter(table.assign(act=table["activation_bytes"] / MiB, par=tab
 lim = [min(axes[0][0].get_xlim()[0], axes[0][0].get_ylim()[0]), max(axes[0][0].get_xlim()[1], axes[0][0].get_ylim()[1])]
 axes[0][0].plot(lim, lim, ls="--", c="grey", lw=1)
 if peak_batch:
-    estimate = (2 * table["param_bytes"] + peak_batch * table["activation_bytes"]) / MiB
-    frame = pd.DataFrame({"measured": table["train_step_peak_bytes"] / MiB,
-                          "gradients + momentum + batch × activations": estimate}).reset_index()
-    ratio = frame["measured"] / frame["gradients + momentum + batch × activations"]
-    glue("peak_ratio_min", float(ratio.min()), display=False)
-    glue("peak_ratio_max", float(ratio.max()), display=False)
+    peaks = zoo.peak_estimate(table, peak_batch)
+    glue("peak_ratio_min", float(peaks["ratio"].min()), display=False)
+    glue("peak_ratio_max", float(peaks["ratio"].max()), display=False)
+    frame = pd.DataFrame({"measured": peaks["measured"] / MiB,
+                          "gradients + momentum + batch × activations": peaks["estimate"] / MiB}).reset_index()
     sns.barplot(data=frame.melt(id_vars="model", var_name="what", value_name="MiB"), y="model", x="MiB",
                 hue="what", ax=axes[0][1])
     sns.move_legend(axes[0][1], "lower center", bbox_to_anchor=(0.5, 1.08), ncol=1, title=None, frameon=False)
@@ -122,23 +124,26 @@ fig.tight_layout()
 # ## Where our numbers differ from the lecture's, and why
 
 # %%
-macs_g = table["macs"] / 1e9
-original = {n: zoo.original_resnet_macs(n, resolution) / 1e9 for n in ("resnet50", "resnet101", "resnet152") if n in table.index}
-for n, v in original.items():
-    glue(f"{n}_gmacs", float(macs_g[n]), display=False)
-    glue(f"{n}_gmacs_v1", v, display=False)
-    glue(f"{n}_gmacs_lecture", float(table.loc[n, "lecture_gmacs"]), display=False)
+original = zoo.lecture_comparison(table, resolution)
+for n, row in original.iterrows():
+    glue(f"{n}_gmacs", float(row["torchvision (v1.5) GMACs"]), display=False)
+    glue(f"{n}_gmacs_v1", float(row["stride in 1×1 (original) GMACs"]), display=False)
+    glue(f"{n}_gmacs_lecture", float(row["lecture GMACs"]), display=False)
 for n in ("vgg16", "googlenet", "alexnet"):
     if n in table.index:
         glue(f"{n}_params_m", float(table.loc[n, "params"] / 1e6), display=False)
-pd.DataFrame({"torchvision (v1.5) GMACs": {n: float(macs_g[n]) for n in original},
-              "stride in 1×1 (original) GMACs": original,
-              "lecture GMACs": {n: float(table.loc[n, "lecture_gmacs"]) for n in original}}).round(3)
+        if "params_m" in zoo.LECTURE.get(n, {}):
+            glue(f"{n}_lecture_m", zoo.LECTURE[n]["params_m"], display=False)
+glue("alexnet_channels", results.Plain(", ".join(map(str, zoo.conv_channels(zoo.build_zoo_model("alexnet"))))),
+     display=False)
+glue("alexnet_original_channels", results.Plain(", ".join(map(str, zoo.ORIGINAL_ALEXNET_CHANNELS))), display=False)
+original.round(3)
 
 # %% [markdown]
 # - **ResNet-50/101/152: stride placement.** torchvision's bottleneck ResNets are "v1.5":
-#   the stride-2 of each down-sampling block sits in the 3×3 convolution, which then runs
-#   at the higher resolution. Moving it back into the first 1×1 convolution, as in the
+#   the stride of each down-sampling block sits in its middle (spatial) convolution, which
+#   then runs at the higher resolution. Moving it back into the first pointwise
+#   convolution, as in the
 #   original paper, gives exactly the lecture's multiply-adds (table above; for ResNet-50
 #   {glue:text}`resnet50_gmacs:.2f` G in torchvision against
 #   {glue:text}`resnet50_gmacs_v1:.2f` G in the original layout and
@@ -146,16 +151,19 @@ pd.DataFrame({"torchvision (v1.5) GMACs": {n: float(macs_g[n]) for n in original
 #   and agree without change.
 # - **FLOPs or multiply-adds.** The lecture's ResNet row is labelled FLOPs but counts
 #   multiply-adds, like ptflops; a FLOP count proper doubles every figure.
-# - **VGG.** Parameter counts agree with the lecture's Table 2 (VGG-16:
-#   {glue:text}`vgg16_params_m:.1f` M against 138 M); configuration C of the lecture's table
-#   (with 1×1 convolutions) has no torchvision counterpart, and the `_bn` variants add
+# - **VGG.** Parameter counts agree with the lecture's table of configurations (VGG-16:
+#   {glue:text}`vgg16_params_m:.1f` M against {glue:text}`vgg16_lecture_m` M); configuration
+#   C of that table (with pointwise convolutions) has no torchvision counterpart, and the
+#   `_bn` variants add
 #   batch norm, which adds few parameters and no MACs that the aten counter sees.
 # - **GoogLeNet.** torchvision's network has {glue:text}`googlenet_params_m:.2f` M
-#   parameters against the lecture's 6.7977 M: it is counted here without the two
-#   auxiliary classifiers (training-only heads), it adds batch norm, and its "5×5" branch
-#   uses a 3×3 kernel, a known quirk kept for compatibility with its published weights.
-# - **AlexNet.** torchvision follows the single-GPU "one weird trick" variant (64, 192,
-#   384, 256, 256 channels) instead of the original's 96, 256, 384, 384, 256, so its
+#   parameters against the lecture's {glue:text}`googlenet_lecture_m` M: it is counted
+#   here without the two auxiliary classifiers (training-only heads), it adds batch norm,
+#   and the inception branch documented with the widest kernel uses the same small kernel
+#   as its neighbour, a known quirk kept for compatibility with its published weights.
+# - **AlexNet.** torchvision follows the single-GPU "one weird trick" variant
+#   ({glue:text}`alexnet_channels` channels) instead of the original's
+#   {glue:text}`alexnet_original_channels`, so its
 #   first layers hold fewer neurons than the lecture's list from the original paper:
 
 # %%
@@ -165,14 +173,15 @@ zoo.alexnet_neurons().set_index("layer")
 # ## Receptive fields
 #
 # The theoretical receptive field of the last convolution (`simplecnn.core.receptive`, computed
-# over the traced graph and checked against gradients in the tests) exceeds the 224 px
+# over the traced graph and checked against gradients in the tests) exceeds the
+# {glue:text}`resolution` px
 # input for every ResNet and GoogLeNet: border effects, not the field, limit what their
 # last layer sees. AlexNet's {glue:text}`rf_alexnet` px and VGG's fields are smaller than
 # the image. The
 # stride placement matters here too: ResNet-50 has a field of
 # {glue:text}`rf_resnet50` px as torchvision builds it and {glue:text}`rf_resnet50_v1` px
 # in the original layout. The patch classifiers of the later chapters cut this field down
-# to 9–33 px on purpose.
+# to the size of a patch on purpose.
 
 # %%
 from simplecnn.core.receptive import receptive_field
@@ -187,9 +196,5 @@ ax.axvline(resolution, ls="--", c="grey")
 ax.set_xlabel("receptive field of the last conv layer (px); dashed: input size");
 
 # %%
-headline = {name: {"params": int(r["params"]), "macs": int(r["macs"]), "activation_bytes": int(r["activation_bytes"]),
-                   "receptive_field": int(r["receptive_field"]), "param_bytes": int(r["param_bytes"]),
-                   **({"train_step_peak_bytes": int(r["train_step_peak_bytes"])} if peak_batch else {})}
-            for name, r in table.iterrows()}
-path = results.write_results("zoo", profile, headline, started)
+path = results.write_results("zoo", profile, zoo.results_dict(table, original, resolution), started)
 print(f"wrote {path}")

@@ -42,7 +42,8 @@ import pandas as pd
 import seaborn as sns
 from myst_nb import glue
 
-from simplecnn import fusion, gradcam, metrics, patches, plots, results  # noqa: F401 (plots: book style)
+from simplecnn.core import metrics, plots, results  # noqa: F401 (plots: book style)
+from simplecnn.studies import fusion, gradcam, patches
 
 started = time.time()
 if "majority" not in rules:

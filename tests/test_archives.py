@@ -93,3 +93,21 @@ def test_download_path_through_torchvision_on_a_local_file(tmp_path, monkeypatch
     splits = load_dataset("cifar10", 32, val_fraction=0.1, cache=cache)
     assert splits.sizes() == {"train": 90, "val": 10, "test": 20}
     assert splits.classes[:2] == ["c0", "c1"]
+
+
+def test_a_reduced_imagenette_travels_and_loads_as_imagenette(tmp_path, monkeypatch, mixed_folder):
+    source = tmp_path / "imagenette2-224"
+    for split in ("train", "val"):
+        mixed_folder(source / split, classes=2, per_class=6)
+    archive = archives.reduce_imagenette(source, tmp_path / "reduced", size=40, limit_bytes=10_000_000)
+    assert archive.stat().st_size < 10_000_000
+    assert (archive.parent / (archive.name + ".sha256")).read_text().split()[0] == archives.file_sha256(archive)
+    dest = tmp_path / "data"
+    monkeypatch.setenv("SIMPLECNN_DATA", str(dest))
+    out = prepare(["imagenette"], tmp_path / "reduced", dest, allow_download=False)
+    assert out["imagenette"] == dest / "imagenette2-160"
+    splits = load_dataset("imagenette", 32, split_seed=0)
+    original = load_dataset(str(source), 32, split_seed=0)
+    assert splits.sizes() == original.sizes() and splits.num_classes == 2 and splits.train.resolution == 32
+    with pytest.raises(ValueError, match="at most 160"):
+        archives.reduce_imagenette(source, tmp_path / "big", size=224)

@@ -7,13 +7,10 @@ import os
 import subprocess
 import sys
 
-
 import pytest
 
+from simplecnn.core.paths import ROOT
 from simplecnn.pipeline import runner
-
-from simplecnn.studies import summary
-from simplecnn.core.paths import NOTEBOOKS, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +62,6 @@ def test_second_build_executes_nothing(smoke_book):
 def test_every_notebook_has_an_annotated_literal_parameters_cell_and_profiles():
     import ast
     import jupytext
-    from simplecnn.pipeline.sweep import notebook_parameters
     for nb in runner.notebooks():
         cells = [c for c in jupytext.read(nb).cells if "parameters" in c.metadata.get("tags", [])]
         assert len(cells) == 1, f"{nb.name}: exactly one parameters cell"
@@ -74,46 +70,56 @@ def test_every_notebook_has_an_annotated_literal_parameters_cell_and_profiles():
             assert isinstance(node, ast.AnnAssign), f"{nb.name}: parameters cell holds annotated assignments only"
             ast.literal_eval(node.value)  # literals only: papermill cannot recompute derived values
         names = {n.target.id for n in body}
-        shown = notebook_parameters(nb)  # what `papermill --help-notebook` prints
+        shown = runner.notebook_parameters(nb)  # what `papermill --help-notebook` prints
         assert set(shown) == names, f"{nb.name}: papermill sees {set(shown)}"
         for name, info in shown.items():
             assert info["type"] not in ("None", "") and info["help"], f"{nb.name}: {name} lacks a type or help"
-        for profile in ("smoke", "cpu", "paper"):
-            params = runner.profile_params(nb, profile)
-            assert set(params) <= names, f"{nb.name}/{profile}: unknown parameters {set(params) - names}"
+        for profile in sorted(p.name for p in (ROOT / "profiles").iterdir() if p.is_dir()):
+            params = runner.parameters(nb, profile)  # an unknown name in a profile file raises
+            assert set(params) == names, f"{nb.name}/{profile}: {set(params) ^ names}"
 
 
-def test_unknown_profile_is_refused():
-    with pytest.raises(ValueError, match="unknown profile"):
-        runner.profile_params(NOTEBOOKS / "01_zoo.py", "gpu-cluster")
+def test_the_cpu_profile_is_the_parameters_cells():
+    assert not list((ROOT / "profiles" / "cpu").glob("*.yml")), "cpu values live in the notebooks' parameters cells"
+    for nb in runner.notebooks():
+        cell = {k: v["default"] for k, v in runner.notebook_parameters(nb).items()}
+        assert runner.parameters(nb, "cpu") == {**cell, "profile": "cpu"}
 
 
-def test_results_carry_the_keys_the_issues_name(smoke_book):
+def test_results_hold_every_headline_key_and_headline_reads_them(smoke_book):
     tmp, _, _ = smoke_book
-    read = lambda study: json.loads((tmp / "results" / "smoke" / f"{study}.json").read_text())["results"]  # noqa: E731
-    patches = read("patches")
-    for method in ("bagnet", "sift", "tile2vec", "pixels"):
-        for per_q in patches["methods"][method].values():
-            assert {"patch_auc", "patch_acc", "image_acc", "image_auc", "train_s", "patches_per_s", "params"} <= set(per_q)
-    assert patches["memory"]["max_abs_diff"] < 1e-4
-    assert patches["memory"]["whole_peak_bytes"] > patches["memory"]["tiled_peak_bytes"]
-    cascade = read("cascade")
-    for stage in cascade["stages"].values():
-        assert {"resolution", "macs", "params", "val_acc", "test_acc"} <= set(stage)
-    for target in cascade["targets"].values():
-        assert {"thresholds", "val_acc", "test_acc", "expected_macs", "stage_fractions", "mac_reduction"} <= set(target)
-        assert sum(target["stage_fractions"]) == pytest.approx(1.0)
-    assert "cascade" in cascade["images_per_s"]
-    gradcam = read("gradcam")
-    assert {"deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random",
-            "randomisation_rank_corr", "bagnet_agreement"} <= set(gradcam)
-    fusion = read("fusion")
-    for rules in fusion["classifiers"].values():
-        for r in rules.values():
-            assert {"image_auc", "image_auc_ci", "image_acc"} <= set(r)
-            low, high = r["image_auc_ci"]
-            assert 0 <= low <= high <= 1
-    assert all({"rule", "p_value"} <= set(b) for b in fusion["best"].values())
+    from simplecnn.core.results import Headline
+    from simplecnn.pipeline import registry
+    for study in registry.STUDIES.values():
+        doc = json.loads((tmp / "results" / "smoke" / f"{study.name}.json").read_text())
+        missing = set(study.headline_keys) - set(doc["results"])
+        assert not missing, f"{study.name}: results lack {missing}"
+        module = study.load()
+        if hasattr(module, "headline"):
+            rows = module.headline(doc["results"])
+            assert rows and all(isinstance(r, Headline) for r in rows), study.name
+            for r in rows:
+                if r.low is not None:
+                    assert r.low <= r.high and r.interval, f"{study.name}: {r.quantity} interval"
+
+
+def test_a_dependent_chapter_sweeps_from_a_fresh_results_folder_and_leaves_results_alone(smoke_book, tmp_path):
+    """The README's sweep command on 05_gradcam (built on the patch study), reading the patch
+    study's results from the smoke build's folder; the committed results/ never change."""
+    tmp, env, _ = smoke_book
+    committed = {p: p.read_bytes() for p in (ROOT / "results").rglob("*.json")}
+    out = tmp_path / "sweep"
+    env = {k: v for k, v in env.items() if k != "SIMPLECNN_RESULTS"}  # as a user would run it
+    done = run_cli("sweep", "notebooks/05_gradcam.py", "--profile", "smoke", "-p", "seed", "0", "1",
+                   "--results-from", str(tmp / "results"), "--out", str(out), "--timeout", "900", env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ETA" in done.stdout and (out / "sweep.csv").exists()
+    for run in ("run-000", "run-001"):
+        doc = json.loads((out / run / "results" / "smoke" / "gradcam.json").read_text())
+        assert doc["params"]["seed"] == int(run[-1])
+    assert {p: p.read_bytes() for p in (ROOT / "results").rglob("*.json")} == committed
+    status = subprocess.run(["git", "status", "--porcelain", "--", "results"], cwd=ROOT, capture_output=True, text=True)
+    assert status.stdout == ""
 
 
 def test_the_book_works_in_a_browser(smoke_book, tmp_path):
@@ -158,17 +164,3 @@ def test_the_book_works_in_a_browser(smoke_book, tmp_path):
         server.shutdown()
     assert not errors, errors
     assert (tmp_path / "executed_03_patches.html.png").stat().st_size > 10_000
-
-
-def test_summary_sets_every_study_beside_its_sources(smoke_book):
-    tmp, _, _ = smoke_book
-    rows = json.loads((tmp / "results" / "smoke" / "summary.json").read_text())["results"]["rows"]
-    assert {r["study"] for r in rows} == set(summary.STUDIES)
-    assert all(r["paper"] == "not run" for r in rows)  # no paper-profile results in the test's folder
-    assert any(r["source"] == 2.3 for r in rows)  # the cascade report's claimed reduction
-
-
-def test_chapters_built_on_others_know_their_upstream_studies():
-    assert runner.upstream_studies(NOTEBOOKS / "05_gradcam.py") == ["patches"]
-    assert runner.upstream_studies(NOTEBOOKS / "06_fusion.py") == ["patches"]
-    assert set(runner.upstream_studies(NOTEBOOKS / "07_summary.py")) == set(summary.STUDIES)

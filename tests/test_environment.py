@@ -1,4 +1,4 @@
-"""requirements.txt and environment.yml pin the same versions, exactly."""
+"""requirements.txt, environment.yml, requirements.lock and pyproject.toml agree, exactly."""
 
 from __future__ import annotations
 
@@ -40,3 +40,16 @@ def test_installed_versions_match_the_pins():
     req = pins_from_lines((ROOT / "requirements.txt").read_text().splitlines())
     mismatched = {n: (v, version(n)) for n, v in req.items() if version(n).split("+")[0] != v}
     assert not mismatched, f"installed versions differ from requirements.txt: {mismatched}; run `make setup`"
+
+
+def test_lock_pins_every_requirement_and_every_declared_dependency():
+    req = pins_from_lines((ROOT / "requirements.txt").read_text().splitlines())
+    lock = pins_from_lines((ROOT / "requirements.lock").read_text().splitlines())
+    assert {n: lock.get(n) for n in req} == req, "requirements.lock disagrees with requirements.txt: run `make lock`"
+    import tomllib
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.sub(r"[-_.]+", "-", d.lower()) for d in declared}
+    assert names <= set(req), f"pyproject.toml declares {sorted(names - set(req))} that requirements.txt does not pin"
+    imported = {"torch", "torchvision", "numpy", "scikit-learn", "scipy", "opencv-contrib-python-headless", "captum",
+                "ptflops", "papermill", "jupytext", "myst-nb", "psutil"}
+    assert imported <= names, f"pyproject.toml lacks {sorted(imported - names)}"

@@ -33,6 +33,9 @@ ARCHIVES = {
                           "e0280d206e728c1edd99a3f60a1757fc61b440379edbdccda339d1dd8addc773", "imagenette2-224"),
 }
 COMPLETE = ".complete"  # marker written after a folder is fully in place
+# A reduced Imagenette for machines the full archive cannot travel to (``make data-reduced``):
+# its checksum travels beside it in ``<file>.sha256``, since each user makes their own.
+REDUCED = Archive("imagenette2-reduced.tar.gz", "", "imagenette2-160")
 
 
 def is_ready(folder: Path) -> bool:
@@ -92,11 +95,17 @@ def prepare(names: list[str] | None = None, archives: Path | str = "../shared/da
             raise DataError(f"unknown data set {name!r}; known: {sorted(ARCHIVES)}")
         spec = ARCHIVES[name]
         archive = archives / spec.file
+        reduced = archives / REDUCED.file
         if is_ready(dest / spec.folder):
             out[name] = dest / spec.folder
         elif archive.exists():
             print(f"unpacking {archive} -> {dest / spec.folder}", flush=True)
             out[name] = unpack(archive, spec.sha256, dest, spec.folder)
+        elif name == "imagenette" and (is_ready(dest / REDUCED.folder) or reduced.exists()):
+            print(f"using the reduced Imagenette {reduced} -> {dest / REDUCED.folder}", flush=True)
+            sidecar = reduced.with_name(reduced.name + ".sha256")
+            out[name] = (dest / REDUCED.folder if is_ready(dest / REDUCED.folder) else
+                         unpack(reduced, sidecar.read_text().split()[0], dest, REDUCED.folder))
         elif allow_download:
             print(f"{archive} not found; downloading {name} with torchvision", flush=True)
             out[name] = download(name, dest)
@@ -104,3 +113,43 @@ def prepare(names: list[str] | None = None, archives: Path | str = "../shared/da
             raise DataError(f"{archive} not found and downloads are off; put the archive there "
                             f"(see ../shared/data/README.md) or pass --archives DIR")
     return out
+
+
+def reduce_imagenette(source: Path, out_dir: Path, size: int = 144, limit_bytes: int = 60_000_000,
+                      qualities: tuple[int, ...] = (85, 75, 65, 55)) -> Path:
+    """Write ``out_dir/imagenette2-reduced.tar.gz`` (+ ``.sha256``): every image of the
+    unpacked Imagenette at ``source`` resized to ``size`` px (≤ 160, so the loader's
+    resolutions up to that are exact) and re-encoded at the highest JPEG quality that keeps
+    the archive under ``limit_bytes``. It unpacks to ``imagenette2-160/`` in the same
+    layout, which ``make data ARCHIVES=out_dir`` and the loader take as Imagenette."""
+    from PIL import Image
+
+    if size > 160:
+        raise ValueError(f"size must be at most 160 px (the reduced archive's folder promises that), got {size}")
+    files = sorted(p for p in Path(source).rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"no images under {source}: unpack Imagenette first (`make data`)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    archive = out_dir / REDUCED.file
+    for quality in qualities:
+        staging = out_dir / ".reduced"
+        shutil.rmtree(staging, ignore_errors=True)
+        for path in files:
+            target = staging / REDUCED.folder / path.relative_to(source).with_suffix(".JPEG")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with Image.open(path) as img:
+                    img.convert("RGB").resize((size, size), Image.BICUBIC).save(target, "JPEG", quality=quality)
+            except OSError as exc:
+                raise DataError(f"{path} is not a readable image ({exc}); remove it or restore it from the archive")
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(staging / REDUCED.folder, arcname=REDUCED.folder)
+        shutil.rmtree(staging)
+        if archive.stat().st_size <= limit_bytes:
+            break
+    else:
+        raise DataError(f"{archive} is {archive.stat().st_size / 1e6:.0f} MB even at JPEG quality {qualities[-1]}; "
+                        f"pass a smaller size")
+    (out_dir / (REDUCED.file + ".sha256")).write_text(f"{file_sha256(archive)}  {REDUCED.file}\n")
+    return archive

@@ -7,13 +7,17 @@ last, so an interrupted write leaves no entry that looks complete; a payload who
 does not match is dropped and recomputed. Payloads are loaded with ``weights_only=True``:
 they are tensors, numbers, strings, lists and dicts, never pickled code.
 
-Code is not part of a key: bump ``simplecnn.__version__`` when a change alters what an
-artifact would hold (a training loop that computes differently, a new decoder), and every
-entry is recomputed.
+A key covers the code that computes artifacts: the source of the core modules that decide
+what a payload holds (``COMPUTE_MODULES``: data, augmentation, models, training, ...) and of
+the study module that asks (the module of the ``compute`` function, or ``code=`` given
+explicitly), so a changed training loop or study method recomputes its entries and a change
+of plots or prose does not. Trained weights are also keyed by the device they were trained
+on (``simplecnn.core.train``): a GPU run never reuses CPU weights, or the other way round.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -32,10 +36,38 @@ PAYLOAD = "payload.pt"
 MANIFEST = "manifest.json"
 
 
-def spec_key(kind: str, spec: dict) -> str:
-    """Stable hash of a spec: canonical JSON, sorted keys, package version included."""
-    text = json.dumps({"kind": kind, "spec": spec, "version": __version__}, sort_keys=True, default=str)
+COMPUTE_MODULES = ("archives", "augment", "complexity", "data", "memory", "metrics", "models", "receptive",
+                   "recipes", "train", "whitening")
+
+
+@functools.cache
+def code_digest(modules: tuple[str, ...] = ()) -> str:
+    """Hash of the source of the core's compute modules and of ``modules`` (dotted names of
+    modules or packages of simplecnn; a package counts with everything under it)."""
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "core" / f"{m}.py" for m in COMPUTE_MODULES]
+    for module in modules:
+        rel = Path(*module.split(".")[1:])
+        files += sorted((root / rel).rglob("*.py")) if (root / rel).is_dir() else [(root / rel).with_suffix(".py")]
+    h = hashlib.sha256()
+    for path in dict.fromkeys(files):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes() if path.exists() else b"")
+    return h.hexdigest()
+
+
+def spec_key(kind: str, spec: dict, code: tuple[str, ...] = ()) -> str:
+    """Stable hash of a spec (canonical JSON, sorted keys), the package version and the
+    code that computes the artifact (``code_digest``)."""
+    text = json.dumps({"kind": kind, "spec": spec, "version": __version__, "code": code_digest(tuple(code))},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def study_modules(fn: Callable) -> tuple[str, ...]:
+    """The study module a compute function comes from (its code is part of the key)."""
+    module = getattr(fn, "__module__", "") or ""
+    return (module,) if module.startswith("simplecnn.studies") else ()
 
 
 def tensor_digest(t: torch.Tensor) -> str:
@@ -51,18 +83,18 @@ class Cache:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else cache_dir()
 
-    def entry(self, kind: str, spec: dict) -> Path:
-        return self.root / kind / spec_key(kind, spec)
+    def entry(self, kind: str, spec: dict, code: tuple[str, ...] = ()) -> Path:
+        return self.root / kind / spec_key(kind, spec, code)
 
-    def scratch(self, kind: str, spec: dict) -> Path:
+    def scratch(self, kind: str, spec: dict, code: tuple[str, ...] = ()) -> Path:
         """A folder for work in progress on an entry (checkpoints), removed once it is saved."""
-        path = self.entry(kind, spec).with_suffix(".partial")
+        path = self.entry(kind, spec, code).with_suffix(".partial")
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def load(self, kind: str, spec: dict) -> Any | None:
+    def load(self, kind: str, spec: dict, code: tuple[str, ...] = ()) -> Any | None:
         """The stored payload, or None when absent; a corrupt entry is removed and reported."""
-        folder = self.entry(kind, spec)
+        folder = self.entry(kind, spec, code)
         manifest, payload = folder / MANIFEST, folder / PAYLOAD
         if not manifest.exists():
             return None
@@ -76,23 +108,26 @@ class Cache:
             shutil.rmtree(folder, ignore_errors=True)
             return None
 
-    def save(self, kind: str, spec: dict, obj: Any) -> Path:
-        folder = self.entry(kind, spec)
+    def save(self, kind: str, spec: dict, obj: Any, code: tuple[str, ...] = ()) -> Path:
+        folder = self.entry(kind, spec, code)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / MANIFEST).unlink(missing_ok=True)  # the entry is incomplete until the manifest is back
         payload = folder / PAYLOAD
         atomic_torch_save(obj, payload)
-        meta = {"kind": kind, "spec": spec, "version": __version__,
+        meta = {"kind": kind, "spec": spec, "version": __version__, "code": code_digest(tuple(code)),
                 "size": payload.stat().st_size, "sha256": file_sha256(payload)}
         atomic_write_bytes(folder / MANIFEST, json.dumps(meta, indent=1, default=str).encode())
         shutil.rmtree(folder.with_suffix(".partial"), ignore_errors=True)
         return folder
 
-    def get_or_compute(self, kind: str, spec: dict, compute: Callable[[], T]) -> T:
-        """Load the entry for ``spec`` or compute, store and return it."""
-        hit = self.load(kind, spec)
+    def get_or_compute(self, kind: str, spec: dict, compute: Callable[[], T],
+                       code: tuple[str, ...] | None = None) -> T:
+        """Load the entry for ``spec`` or compute, store and return it; ``code`` defaults to
+        the study module that ``compute`` comes from."""
+        code = study_modules(compute) if code is None else tuple(code)
+        hit = self.load(kind, spec, code)
         if hit is not None:
             return hit
         value = compute()
-        self.save(kind, spec, value)
+        self.save(kind, spec, value, code)
         return value

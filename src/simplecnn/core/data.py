@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from simplecnn.core.archives import DataError
 from simplecnn.core.cache import Cache
-from simplecnn.core.paths import data_dir
+from simplecnn.core.paths import data_dir, dry_run, user_path
 
 DECODER_VERSION = 1  # bump when decoding changes what a cached tensor holds
 IMAGENETTE_CLASSES = {
@@ -233,6 +233,9 @@ def find_layout(root: Path) -> dict[str, Path]:
     return {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
 
 
+DRY_RUN_PER_CLASS = 20  # images per class and split in a dry run
+
+
 def resolve_dataset(dataset: str) -> tuple[str, Path]:
     """Name and root folder of ``dataset`` (a known name or a path)."""
     root = data_dir()
@@ -246,7 +249,7 @@ def resolve_dataset(dataset: str) -> tuple[str, Path]:
             if (root / folder).is_dir():
                 return dataset, root / folder
         raise DataError(f"Imagenette not found under {root}; run `make data` (unpacks ../shared/data or downloads)")
-    path = Path(dataset).expanduser()
+    path = user_path(dataset)
     if not path.exists():
         raise DataError(f"unknown data set {dataset!r}: neither 'cifar10', 'imagenette' nor an existing folder; "
                         f"pass one of those names or the path of an ImageFolder directory")
@@ -264,6 +267,8 @@ def load_dataset(dataset: str, resolution: int, *, val_fraction: float = 0.1, sp
     """
     if resolution < 8:
         raise ValueError(f"resolution must be at least 8 px, got {resolution}")
+    if dry_run():  # a handful of images per class: the dry run proves code paths, not accuracy
+        max_per_class = min(max_per_class or DRY_RUN_PER_CLASS, DRY_RUN_PER_CLASS)
     name, root = resolve_dataset(dataset)
     cache = cache or Cache()
 

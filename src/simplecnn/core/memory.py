@@ -44,7 +44,8 @@ def layer_outputs(model: nn.Module, input_size: tuple[int, ...]) -> list[tuple[s
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if not list(m.children())]
     try:
-        model.eval()(torch.zeros(1, *input_size))
+        device = next(model.parameters(), torch.empty(0)).device
+        model.eval()(torch.zeros(1, *input_size, device=device))
     finally:
         for h in handles:
             h.remove()
@@ -135,3 +136,25 @@ def measure_train_step_peak(builder: str, model_name: str, batch: int, resolutio
     if done.returncode != 0:
         raise RuntimeError(f"measuring {model_name} failed:\n{done.stderr[-2000:]}")
     return int(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+DRY_RUN_ESTIMATES: list[dict] = []  # one per training loop of this process's dry run
+
+
+def training_estimate(model: nn.Module, batch: int, resolution: int, ema: bool = False) -> int:
+    """Bytes one training step at ``batch`` needs on an accelerator, estimated: weights,
+    gradients and momentum (and an EMA copy) in fp32, plus every leaf module's output kept
+    for the backward pass for ``batch`` images in fp32 (bf16 autocast roughly halves that
+    part, so this errs high). Used by the dry run, which trains at a small batch."""
+    params = sum(p.numel() for p in model.parameters()) * 4
+    with torch.no_grad():
+        was = model.training
+        activations = activation_bytes(model, (3, resolution, resolution)) * batch
+        model.train(was)
+    return params * (4 if ema else 3) + activations
+
+
+def record_dry_run(model: nn.Module, batch: int, resolution: int, ema: bool = False) -> None:
+    """Remember a training loop's estimate (for the results' provenance in a dry run)."""
+    DRY_RUN_ESTIMATES.append({"batch": batch, "resolution": resolution, "model_params": sum(
+        p.numel() for p in model.parameters()), "estimate_bytes": training_estimate(model, batch, resolution, ema)})

@@ -39,6 +39,12 @@ def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
         raise ValueError(f"bad arguments {kwargs} for model {name!r}: {exc}") from None
 
 
+def scaled_width(channels: int, width: float) -> int:
+    """Channels after a width multiplier: the nearest integer, at least one. Every builder
+    scales through this, so a design's proportions survive any multiplier alike."""
+    return max(1, int(round(channels * width)))
+
+
 class Normalize(nn.Module):
     """(x - mean) / std per channel, with the statistics stored in the state dict."""
 
@@ -110,7 +116,7 @@ class ResNetSpec:
     width: float = 1.0  # multiplies every channel count
 
     def scaled(self, c: int) -> int:
-        return max(1, int(round(c * self.width)))
+        return scaled_width(c, self.width)
 
 
 class ResNet(nn.Module):
@@ -217,7 +223,7 @@ class FastNet(nn.Module):
                  whiten_width: int = 24, bn_momentum: float = 0.4, frozen_bn_scale: bool = True,
                  logit_scale: float = 1 / 9):
         super().__init__()
-        widths = tuple(max(1, int(round(w * width))) for w in widths)
+        widths = tuple(scaled_width(w, width) for w in widths)
         self.whiten = nn.Conv2d(3, whiten_width, 2, padding=0, bias=True)
         groups, cin = [], whiten_width
         for w in widths:
@@ -261,7 +267,7 @@ class BagNet(nn.Module):
                              f"(3, 5, 9, 17 or 33 for four stages)")
         if not len(blocks) == len(channels) == len(strides):
             raise ValueError(f"blocks {blocks}, channels {channels} and strides {strides} must have one entry per stage")
-        c = [max(1, int(round(ch * width))) for ch in channels]
+        c = [scaled_width(ch, width) for ch in channels]
         self.q, self.stride = q, math.prod(strides)  # stride of the logit map
         self.stem = nn.Sequential(nn.Conv2d(3, c[0], 1, bias=False), conv_bn(c[0], c[0], 3, pad=False))
         stages, cin = [], c[0]

@@ -6,6 +6,7 @@ without touching code: SIMPLECNN_DATA, SIMPLECNN_CACHE, SIMPLECNN_RESULTS, SIMPL
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -42,3 +43,29 @@ def results_dir(profile: str) -> Path:
 def build_dir() -> Path:
     """Executed notebooks and staged books, one sub-folder per profile."""
     return _env_path("SIMPLECNN_BUILD", ROOT / "build")
+
+
+RUN_CONTEXT = "SIMPLECNN_RUN"  # JSON set by the runner for the kernel (see ``run_context``)
+
+
+def run_context() -> dict:
+    """What the runner told this kernel: the parameters papermill injected (``params``), where
+    this run writes results (``results_out``), where it reads upstream results
+    (``results_from``) and the caller's working directory (``cwd``). Empty when a notebook
+    runs interactively."""
+    text = os.environ.get(RUN_CONTEXT)
+    return json.loads(text) if text else {}
+
+
+def user_path(path: str | Path) -> Path:
+    """A path a user typed, resolved from where they stood when they started the run (the
+    kernel itself runs in ``notebooks/``)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else Path(run_context().get("cwd") or os.getcwd()) / path
+
+
+def dry_run() -> bool:
+    """True in a dry run (``--dry-run``, or ``SIMPLECNN_DRY_RUN=1``): every training loop
+    takes two steps of one epoch and data sets are cut to a handful of images per class,
+    so a GPU profile's architectures, resolutions and batch sizes run on a CPU in minutes."""
+    return os.environ.get("SIMPLECNN_DRY_RUN", "") not in ("", "0")

@@ -46,15 +46,21 @@ RECIPES: dict[str, dict[str, Recipe]] = {
 }
 
 
-def recipe(name: str, dataset: str, **config_overrides) -> Recipe:
-    """The recipe ``name`` for ``dataset`` (a user's folder gets Imagenette's), config overridable."""
+def recipe(name: str, dataset: str, like: str | None = None, **config_overrides) -> Recipe:
+    """The recipe ``name`` for ``dataset``, config overridable. A data set without a recipe
+    of its own needs ``like``: the known data set whose recipe it should borrow."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
-    chosen = RECIPES[name].get(dataset, RECIPES[name]["imagenette"])
+    key = like or dataset
+    if key not in RECIPES[name]:
+        raise ValueError(f"recipe {name!r} has no settings for data set {key!r}; it has {sorted(RECIPES[name])}: "
+                         f"pass like='imagenette' (photos, 64 px) or like='cifar10' (32 px) to borrow theirs")
+    chosen = RECIPES[name][key]
     return replace(chosen, config=replace(chosen.config, **config_overrides)) if config_overrides else chosen
 
 
-def train_recipe(name: str, data: DataSplits, cache: Cache | None = None, **config_overrides) -> Trained:
+def train_recipe(name: str, data: DataSplits, cache: Cache | None = None, like: str | None = None,
+                 **config_overrides) -> Trained:
     """Train (or take from the cache) the recipe ``name`` for ``data``'s data set."""
-    chosen = recipe(name, data.name, **config_overrides)
+    chosen = recipe(name, data.name, like, **config_overrides)
     return train_model(chosen.model, data, chosen.config, chosen.model_kwargs, cache=cache)

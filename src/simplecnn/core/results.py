@@ -23,7 +23,7 @@ import torch
 
 from simplecnn.core.io import atomic_write_bytes
 from simplecnn.core.device import device_description
-from simplecnn.core.paths import ROOT, build_dir, results_root
+from simplecnn.core.paths import RUN_CONTEXT, ROOT, build_dir, dry_run, results_root, run_context  # noqa: F401
 
 PACKAGES = ["simplecnn", "torch", "torchvision", "numpy", "scikit-learn", "ptflops", "captum",
             "opencv-contrib-python-headless", "papermill", "jupyter-book"]
@@ -52,20 +52,14 @@ def package_versions() -> dict[str, str]:
 
 
 def provenance(started: float, device: str = "auto") -> dict[str, Any]:
-    return {"git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
+    extra = {}
+    if dry_run():
+        from simplecnn.core.memory import DRY_RUN_ESTIMATES
+        peak = max((e["estimate_bytes"] for e in DRY_RUN_ESTIMATES), default=0)
+        extra = {"dry_run": {"training_loops": DRY_RUN_ESTIMATES, "peak_estimate_bytes": peak}}
+    return {**extra, "git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
             "device": device_description(run_context().get("params", {}).get("device", device)), "wall_time_s": round(time.time() - started, 2),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-RUN_CONTEXT = "SIMPLECNN_RUN"  # JSON set by the runner for the kernel: params, output and upstream folders
-
-
-def run_context() -> dict:
-    """What the runner told this kernel: the parameters papermill injected (``params``),
-    where this run writes its results (``results_out``) and where it reads upstream
-    studies' results (``results_from``). Empty when a notebook runs interactively."""
-    text = os.environ.get(RUN_CONTEXT)
-    return json.loads(text) if text else {}
 
 
 def output_dir(profile: str) -> Path:

@@ -11,8 +11,9 @@ would have: on the CPU the same seed gives the same weights.
 from __future__ import annotations
 
 import math
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,14 +22,18 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from simplecnn.core import distributed, memory
 from simplecnn.core.augment import build_pipeline
 from simplecnn.core.cache import Cache, spec_key, tensor_digest
 from simplecnn.core.io import atomic_torch_save
 from simplecnn.core.data import DataSplits, ImageSet, channel_stats
+from simplecnn.core.device import device_key, resolve_device
 from simplecnn.core.whitening import patch_whitening_
 from simplecnn.core.models import Normalize, build_model
+from simplecnn.core.paths import dry_run
 
 SCHEDULES = ("onecycle", "cosine", "multistep", "constant")
+DRY_RUN_BATCH = 4  # images per process and step in a dry run (the real batch is estimated, not run)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,12 @@ class TrainConfig:
         object.__setattr__(self, "augment", tuple(self.augment))
         object.__setattr__(self, "milestones", tuple(self.milestones))
         build_pipeline(self.augment)  # fail now on an unknown augmentation
+
+
+def log_progress(line: str) -> None:
+    """One progress line on stderr: the terminal shows it while a chapter runs (the runner
+    streams the kernel's output); the book's pages drop stderr, so they stay clean."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def default_device() -> torch.device:
@@ -145,13 +156,21 @@ def fit(model: nn.Module, train: ImageSet, config: TrainConfig, val: ImageSet | 
     n = len(train)
     steps = n // config.batch_size if n >= config.batch_size else 1
     batch = min(config.batch_size, n)
+    rank, world = distributed.rank_and_world()
+    if batch % world:
+        raise ValueError(f"batch {batch} must be divisible by the {world} processes, so that each takes an equal share")
     sched = make_scheduler(opt, config, steps)
+    if dry_run():  # real model and resolution, two steps of a small batch; memory estimated at the real batch
+        memory.record_dry_run(model, config.batch_size, train.resolution, bool(config.ema))
+        batch = min(batch, DRY_RUN_BATCH * world)
+        steps, config = min(steps, 2), replace(config, epochs=1)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     augment = build_pipeline(config.augment)
     gen = torch.Generator().manual_seed(config.seed)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
            if config.ema else None)
-    step_model = torch.compile(model) if config.compile else model
+    step_model = distributed.wrap(model, device) if world > 1 else model
+    step_model = torch.compile(step_model) if config.compile else step_model
     history: list[dict] = []
     start_epoch, elapsed = 0, 0.0
     if checkpoint is not None and Path(checkpoint).exists():
@@ -177,6 +196,8 @@ def fit(model: nn.Module, train: ImageSet, config: TrainConfig, val: ImageSet | 
             idx = perm[s * batch:(s + 1) * batch]
             x = augment(images[idx.to(images.device)], gen, idx, epoch)
             y = labels[idx.to(labels.device)]
+            if world > 1:  # every rank augments the global batch alike (one generator), then takes its share
+                x, y = x[rank::world], y[rank::world]
             with autocast(device):
                 logits = step_model(to_input(x, device, config.channels_last))
                 loss = loss_fn(logits.float(), y)
@@ -198,8 +219,8 @@ def fit(model: nn.Module, train: ImageSet, config: TrainConfig, val: ImageSet | 
             row["val_acc"] = accuracy_of(ema.module if ema is not None else model, val, config, device)
         row["elapsed_s"] = elapsed
         history.append(row)
-        tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if checkpoint is not None:
+        log_progress(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if checkpoint is not None and rank == 0:
             atomic_torch_save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                **({"ema": ema.state_dict()} if ema is not None else {}),
@@ -255,27 +276,37 @@ def build_normalized(name: str, data: DataSplits, model_kwargs: dict, seed: int,
 
 
 def train_model(name: str, data: DataSplits, config: TrainConfig, model_kwargs: dict | None = None,
-                cache: Cache | None = None, device: torch.device | None = None,
-                track_val: bool = True) -> Trained:
+                cache: Cache | None = None, device: torch.device | str | None = None,
+                track_val: bool = True, nproc: int = 1) -> Trained:
     """Train a registered model on ``data.train`` or take it from the cache.
 
-    The cache key covers the model (name and arguments), the data spec and the training
-    config (seed included). Checkpoints go to the cache's scratch folder, so an interrupted
-    call resumes; ``track_val`` records validation accuracy after each epoch.
+    The cache key covers the model (name and arguments), the data spec, the training config
+    (seed included), the device kind and the training code (``cache.spec_key``).
+    Checkpoints go to the cache's scratch folder, so an interrupted call resumes;
+    ``track_val`` records validation accuracy after each epoch. With ``nproc`` > 1 the
+    training runs in ``nproc`` processes under torchrun (DistributedDataParallel, one GPU
+    each on CUDA, gloo on the CPU) and lands in the same cache.
     """
     cache = cache or Cache()
     model_kwargs = dict(model_kwargs or {})
-    spec = {"model": {"name": name, **model_kwargs}, "data": data.spec, "train": asdict(config)}
+    device = resolve_device(device or "auto")
+    spec = {"model": {"name": name, **model_kwargs}, "data": data.spec, "train": asdict(config),
+            "device": device_key(device), **({"processes": nproc} if nproc > 1 else {}),
+            **({"dry_run": True} if dry_run() else {})}
     model = build_normalized(name, data, model_kwargs, config.seed, config.whiten)
     hit = cache.load("model", spec)
     if hit is not None:
         model.load_state_dict(hit["state"])
+        model.to(device)  # evaluation, attribution and timing stay on the training device
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
         return Trained(model.eval(), hit["history"], hit["train_s"], spec, cache)
+    if nproc > 1:
+        distributed.launch(name, data, config, model_kwargs, spec, cache, device, nproc, track_val)
+        return train_model(name, data, config, model_kwargs, cache, device, track_val, nproc)
     history = fit(model, data.train, config, data.val if track_val else None,
                   checkpoint=cache.scratch("model", spec) / "checkpoint.pt", device=device)
-    model.cpu()
     train_s = history[-1]["elapsed_s"]
-    cache.save("model", spec, {"state": model.state_dict(), "history": history, "train_s": train_s})
+    state = {k: v.cpu() for k, v in model.state_dict().items()}  # the model itself stays on its device
+    cache.save("model", spec, {"state": state, "history": history, "train_s": train_s})
     return Trained(model.eval(), history, train_s, spec, cache)

@@ -8,6 +8,7 @@ parsed as papermill does, anything else a string), ``-y YAML`` and ``-f FILE.yml
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
     p.add_argument("names", nargs="*", help="cifar10 and/or imagenette (default: both)")
 
+    p = sub.add_parser("data-reduced", help="write a small Imagenette archive (≤ 60 MB, ≤ 160 px) that travels")
+    p.add_argument("--out", default="build/data-reduced", help="folder for imagenette2-reduced.tar.gz (+ .sha256)")
+    p.add_argument("--size", type=int, default=144, help="side in px (at most 160)")
+
     p = sub.add_parser("run", help="execute chapters with papermill (upstream chapters first)")
     p.add_argument("--only", nargs="+", help="study names (default: all)")
     p.add_argument("--out", default=None,
@@ -87,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                         "build/<profile>/executed, writing results/<profile>/)")
     add_param_options(p)
     p.add_argument("--force", action="store_true", help="execute even when up to date")
+    p.add_argument("--dry-run", action="store_true",
+                   help="prove a profile on this machine: real architectures and resolutions, two training steps "
+                        "of a small batch per loop, a handful of images; prints each chapter's memory estimate "
+                        "(default --out: build/<profile>-dry-run)")
 
     p = sub.add_parser("sweep", help="run one notebook over a grid of parameter values, into one table")
     p.add_argument("notebook", help="the notebook, e.g. notebooks/03_patches.py")
@@ -112,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             dest = Path(args.dest) if args.dest else None
             for name, path in prepare(args.names or None, args.archives, dest, not args.no_download).items():
                 print(f"{name}: {path}")
+        elif args.command == "data-reduced":
+            from simplecnn.core.archives import reduce_imagenette
+            from simplecnn.core.data import resolve_dataset
+            archive = reduce_imagenette(resolve_dataset("imagenette")[1], Path(args.out), args.size)
+            print(f"{archive} ({archive.stat().st_size / 1e6:.1f} MB): use it with `make data ARCHIVES={archive.parent}`")
         elif args.command == "run":
             return _run(args, show_kernel_output)
         elif args.command == "sweep":
@@ -131,9 +145,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, show_kernel_output) -> int:
     from simplecnn.core.paths import results_root
+    from simplecnn.pipeline import registry
     from simplecnn.pipeline.runner import Target, profile_name, run_all
     overrides = collect_overrides(args)
     results_from = Path(args.results_from).resolve() if args.results_from else results_root()
+    if args.dry_run:
+        os.environ["SIMPLECNN_DRY_RUN"] = "1"  # the kernels inherit it
+        args.out = args.out or str(build_dir() / f"{profile_name(args.profile)}-dry-run")
+        if not args.results_from:  # a dry run's chapters read each other's dry-run results
+            results_from = Path(args.out).resolve() / "results"
     if args.out:  # a user's run: its results stay in its folder
         out = Path(args.out).resolve()
         target = Target(out / "results", results_from)
@@ -144,6 +164,9 @@ def _run(args: argparse.Namespace, show_kernel_output) -> int:
         target = Target(results_root(), results_from)
     show_kernel_output()
     run_all(args.profile, out, overrides, args.only, args.force, target)
+    if args.dry_run:
+        from simplecnn.pipeline.runner import dry_run_report
+        dry_run_report(target.results_out, profile_name(args.profile), [s.name for s in registry.ordered(args.only)])
     return 0
 
 

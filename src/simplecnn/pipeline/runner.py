@@ -32,8 +32,8 @@ import yaml
 from papermill.exceptions import PapermillExecutionError
 
 from simplecnn.core.io import atomic_write_bytes
-from simplecnn.core.paths import NOTEBOOKS, PROFILES, ROOT, results_root
-from simplecnn.core.results import RUN_CONTEXT
+from simplecnn.core.paths import NOTEBOOKS, PROFILES, ROOT, dry_run, results_root
+from simplecnn.core.paths import RUN_CONTEXT
 from simplecnn.pipeline import registry
 
 DEFAULT_PROFILE = "cpu"  # the parameters cells' own values
@@ -140,6 +140,7 @@ def run_fingerprint(notebook: Path, params: dict, folders: list[Path]) -> str:
     h = hashlib.sha256(Path(notebook).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(code_digest().encode())
+    h.update(b"dry-run" if dry_run() else b"")
     ups = upstream_results(study_name(notebook), str(params["profile"]), folders)
     h.update(json.dumps(ups, sort_keys=True, default=str).encode())
     return h.hexdigest()
@@ -170,7 +171,8 @@ def execute(notebook: Path, output: Path, params: dict, target: Target | None = 
     output.parent.mkdir(parents=True, exist_ok=True)
     for stale in (stamp, failed, error_file):
         stale.unlink(missing_ok=True)
-    context = {"params": params, "results_out": str(target.results_out), "results_from": str(target.results_from)}
+    context = {"params": params, "results_out": str(target.results_out), "results_from": str(target.results_from),
+               "cwd": os.getcwd()}
     saved = {k: os.environ.get(k) for k in (RUN_CONTEXT, "TQDM_DISABLE")}
     os.environ[RUN_CONTEXT] = json.dumps(context, default=str)
     os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits both
@@ -230,5 +232,25 @@ def show_kernel_output() -> None:
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("    %(message)s"))
+        handler.addFilter(lambda record: "Ending Cell" not in record.getMessage())
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+DRY_RUN_LIMIT_BYTES = 80e9  # one accelerator's memory (an 80 GB H100/A100)
+
+
+def dry_run_report(results_out: Path, profile: str, studies: list[str]) -> list[tuple[str, float]]:
+    """Each chapter's estimated training peak (bytes) from its dry run's results; a chapter
+    over ``DRY_RUN_LIMIT_BYTES`` is an error naming it."""
+    rows = []
+    for study in studies:
+        doc = json.loads((Path(results_out) / profile / f"{study}.json").read_text())
+        rows.append((study, float(doc["provenance"].get("dry_run", {}).get("peak_estimate_bytes", 0))))
+    for study, peak in rows:
+        print(f"dry run {profile}: {study:16s} training peak estimate {peak / 2**30:8.2f} GiB", flush=True)
+    over = [s for s, peak in rows if peak > DRY_RUN_LIMIT_BYTES]
+    if over:
+        raise ValueError(f"dry run {profile}: {over} would need more than {DRY_RUN_LIMIT_BYTES / 1e9:.0f} GB of "
+                         f"accelerator memory; lower their batch sizes in profiles/{profile}/")
+    return rows

@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -50,6 +51,18 @@ def sweep_folder(notebook: Path, profile: str, axes: dict[str, list], base: dict
     return build_dir() / "sweeps" / f"{study_name(notebook)}-{profile_name(profile)}-{key}"
 
 
+def local_gpus() -> queue.Queue | None:
+    """The machine's GPUs as a queue of free ids (None without CUDA): a run takes one and
+    gives it back, so ``-j N`` with N GPUs runs one run per GPU, never two on ``cuda:0``."""
+    import torch
+    if not torch.cuda.is_available():
+        return None
+    free: queue.Queue = queue.Queue()
+    for i in range(torch.cuda.device_count()):
+        free.put(i)
+    return free
+
+
 def run_one(job: dict) -> dict:
     """Execute one run in a fresh process (its own threads and environment), within ``timeout``."""
     folder = Path(job["folder"])
@@ -59,6 +72,10 @@ def run_one(job: dict) -> dict:
     cmd = [sys.executable, "-m", "simplecnn", "run", "--only", job["study"], "--out", str(folder),
            "--profile", job["profile"], "-f", str(params_file), "--results-from", job["results_from"]]
     env = {**os.environ, **{var: str(job["threads"]) for var in THREAD_VARIABLES}}
+    gpus = job.get("gpus")
+    gpu = gpus.get() if gpus is not None else None  # one GPU per run at a time: wait for a free one
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     status = {"run": folder.name}
     started = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -76,6 +93,9 @@ def run_one(job: dict) -> dict:
         else:
             message = error.read_text().strip() if error else (log.strip().splitlines() or ["?"])[-1]
             status.update(status="failed", error=message)
+    finally:
+        if gpu is not None:
+            gpus.put(gpu)
     atomic_write_bytes(folder / "run.log", log.encode())
     status["seconds"] = round(time.time() - started, 1)
     return status
@@ -128,9 +148,10 @@ def run_sweep(notebook: Path, axes: dict[str, list], profile: str = "cpu", jobs:
             for n, fut in enumerate(dask_completed(futures), 1):
                 statuses[futures[fut]] = fut.result()
                 print(_progress(n, len(runs), started, statuses[futures[fut]]), flush=True)
-    else:  # threads suffice: each run is its own process
+    else:  # threads suffice: each run is its own process; on a GPU machine each run gets a GPU of its own
+        gpus = local_gpus()
         with ThreadPoolExecutor(max(1, jobs)) as pool:
-            futures = {pool.submit(run_one, r): i for i, r in enumerate(runs)}
+            futures = {pool.submit(run_one, {**r, "gpus": gpus}): i for i, r in enumerate(runs)}
             for n, fut in enumerate(as_completed(futures), 1):
                 statuses[futures[fut]] = fut.result()
                 print(_progress(n, len(runs), started, statuses[futures[fut]]), flush=True)

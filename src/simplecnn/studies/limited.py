@@ -1,26 +1,45 @@
 """Study: ResNets limited to 5 M parameters (source 004) and what they owe to augmentation.
 
 The six designs are named configurations of the one ResNet builder (``models.LIMITED``);
-this module holds the paper's regimen as a TrainConfig, its augmentation policy and the
-ablation settings, and one function that trains a design and scores it on test.
+this module holds the paper's regimen as a TrainConfig, its augmentations (online as a
+policy, or offline as fixed copies), the ablation settings, the training grid, and the
+statistics the chapter states: mean ± std over seeds, paired differences between designs
+with their intervals, and rank agreement with the paper's Table 1.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
+import torch
+from scipy import stats
 from tqdm.auto import tqdm
 
+from simplecnn.core import augment
 from simplecnn.core.cache import Cache
-from simplecnn.core.data import DataSplits
-from simplecnn.core.metrics import accuracy
-from simplecnn.core.models import build_model, count_params
-from simplecnn.core.train import TrainConfig, train_model
 from simplecnn.core.complexity import macs
+from simplecnn.core.data import DataSplits, ImageSet
+from simplecnn.core.metrics import accuracy, holm
+from simplecnn.core.models import LIMITED, ResNetSpec, build_model, count_params
+from simplecnn.core.results import Headline
+from simplecnn.core.train import TrainConfig, train_model
 
 DESIGNS = ["I", "IIa", "IIb", "IIIa", "IIIb", "IV"]
 PAPER_ACC = {"I": 94.24, "IIa": 95.67, "IIb": 95.17, "IIIa": 95.10, "IIIb": 93.82, "IV": 92.42}  # Table 1, %
-AUGMENTATIONS = ("flip", "crop", "scale_crop", "rotate", "color")  # the paper's five, in its order
+# The paper's regimen (source 004 §2): a 5 M budget, 50 epochs of batch 32 over the 50 k
+# originals plus five offline copies (300 k images), milestones at epochs 15/25/35/45.
+PAPER = {"budget": 5_000_000, "epochs": 50, "batch_size": 32, "copies": 5, "images": 300_000, "lr": 0.1,
+         "milestones": (15, 25, 35, 45), "momentum": 0.9, "weight_decay": 1e-4, "gamma": 0.1,
+         "params_m": 4.9,  # "about 4.9 million parameters", each design
+         "iv_kernel": 7, "iv_skip": 5}  # design IV: "each convolutional layer" 3x3 -> 7x7, skips 1x1 -> 5x5
+MILESTONE_FRACTIONS = tuple(m / PAPER["epochs"] for m in PAPER["milestones"])  # 0.3, 0.5, 0.7, 0.9
+COLOR_RANGE = (0.5, 1.5)  # "each change was in between 0.5 and 1.5 of the original value"
+PAPER_SETTING = "CIFAR-10 test, full width (~4.9 M parameters), 50 epochs of its offline ×5 set, one run"
+HUE_READINGS = ("scale", "shift")  # the paper's sentence; torchvision's ColorJitter(hue=0.5)
 ANCHORS = pd.DataFrame([  # reference points quoted in the chapter (params in millions, CIFAR-10 test %)
     {"model": "ResNet-20 (He et al. 2016)", "params_m": 0.27, "acc": 91.25},
     {"model": "airbench95 (Jordan 2024)", "params_m": 4.6, "acc": 95.01},
@@ -28,26 +47,148 @@ ANCHORS = pd.DataFrame([  # reference points quoted in the chapter (params in mi
 ])
 
 
+# --- the fifth augmentation: hue as the paper states it -----------------------------------
+
+def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W RGB in [0, 1] to HSV in [0, 1] (hue in turns)."""
+    r, g, b = x.unbind(1)
+    v, _ = x.max(1)
+    c = v - x.min(1).values
+    safe = torch.where(c > 0, c, torch.ones_like(c))
+    h = torch.where(v == r, ((g - b) / safe) % 6, torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    h = torch.where(c > 0, h / 6, torch.zeros_like(h))
+    s = torch.where(v > 0, c / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
+    return torch.stack((h, s, v), 1)
+
+
+def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    h, s, v = x.unbind(1)
+    k = lambda n: (n + h * 6) % 6  # noqa: E731
+    f = lambda n: v - v * s * (torch.minimum(k(n), 4 - k(n)).clamp(0, 1))  # noqa: E731
+    return torch.stack((f(5), f(3), f(1)), 1)
+
+
+def scale_hue(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Multiply each uint8 image's hue (in turns, modulo one) by its factor.
+
+    The paper's fifth augmentation changes hue "between 0.5 and 1.5 of the original value";
+    torchvision's ColorJitter(hue=0.5) instead adds up to half a turn, which randomises
+    colour entirely. Scaling keeps reds (hue 0) red and moves other hues in proportion."""
+    hsv = _rgb_to_hsv(x.float() / 255)
+    h = (hsv[:, 0] * factors.to(x.device).view(-1, 1, 1)).remainder(1.0)
+    rgb = _hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), 1))
+    return (rgb * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+@augment.register("color_hue_scale")
+def color_hue_scale(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Source 004's fifth augmentation as written: brightness, contrast and saturation
+    factors in [0.5, 1.5] (as core's ``color``) and a hue *factor* in [0.5, 1.5]."""
+    f = x.float() / 255
+    low, high = COLOR_RANGE
+    factor = lambda: (low + (high - low) * torch.rand(len(x), generator=g)).to(x.device).view(-1, 1, 1, 1)  # noqa: E731
+    f = f * factor()
+    gray = lambda t: (0.299 * t[:, 0] + 0.587 * t[:, 1] + 0.114 * t[:, 2]).unsqueeze(1)  # noqa: E731
+    c = factor()
+    f = (c * f + (1 - c) * gray(f).mean((2, 3), keepdim=True)).clamp(0, 1)
+    s = factor()
+    f = (s * f + (1 - s) * gray(f)).clamp(0, 1)
+    return scale_hue((f * 255).round().to(torch.uint8), factor().flatten())
+
+
+def augmentations(hue: str = "scale") -> tuple[str, ...]:
+    """The paper's five augmentations in its order; ``hue`` picks the fifth's hue reading."""
+    if hue not in HUE_READINGS:
+        raise ValueError(f"hue must be one of {HUE_READINGS}, got {hue!r}")
+    return ("flip", "crop", "scale_crop", "rotate", "color_hue_scale" if hue == "scale" else "color")
+
+
+AUGMENTATIONS = augmentations("scale")
+
+
+# --- online policy or offline copies --------------------------------------------------------
+
 def policy(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The paper's offline ×(1+k) set as an online policy over ``names`` (empty: none)."""
     return (f"oneof:{'+'.join(names)}",) if names else ()
 
 
 def ablation_settings(names: tuple[str, ...] = AUGMENTATIONS) -> dict[str, tuple[str, ...]]:
-    """none, all, each augmentation alone, and each left out."""
-    settings = {"none": policy(()), "all": policy(names)}
-    settings.update({f"only {a}": policy((a,)) for a in names})
-    settings.update({f"without {a}": policy(tuple(b for b in names if b != a)) for a in names})
+    """none, all, each augmentation alone, and each left out (names as the chapter shows them)."""
+    label = {n: "color" if n.startswith("color") else n for n in names}
+    settings = {"none": (), "all": tuple(names)}
+    settings.update({f"only {label[a]}": (a,) for a in names})
+    settings.update({f"without {label[a]}": tuple(b for b in names if b != a) for a in names})
     return settings
 
+
+def offline_copies_of(train: ImageSet, names: tuple[str, ...] | list[str], copies: int, seed: int,
+                      chunk: int = 4096) -> ImageSet:
+    """The originals followed by ``copies`` augmented copies of the whole set, drawn once.
+
+    Copy j applies ``names[j % len(names)]``: with the paper's five names and five copies,
+    one copy per augmentation (300 k images from 50 k). As in the paper the ``flip`` copy is
+    mirrored outright and, when ``flip`` is among ``names``, every other copy is randomly
+    flipped first. One seeded generator draws all copies, so a seed fixes the set."""
+    if copies < 0:
+        raise ValueError(f"offline copies must be >= 0, got {copies}")
+    if copies and not names:
+        raise ValueError("offline copies need at least one augmentation")
+    if copies == 0:
+        return train
+    g = torch.Generator().manual_seed(seed)
+    parts = [train.images]
+    for j in range(copies):
+        name = names[j % len(names)]
+        fn = augment.mirror if name == "flip" else augment.AUGMENTATIONS[name]
+        out = torch.empty_like(train.images)
+        for start in range(0, len(train), chunk):
+            index = torch.arange(start, min(start + chunk, len(train)))
+            x = train.images[index]
+            if name != "flip" and "flip" in names:
+                x = augment.flip(x, g, index, 0)
+            out[index] = fn(x, g, index, 0)
+        parts.append(out)
+    return ImageSet(torch.cat(parts), train.labels.repeat(copies + 1), train.classes)
+
+
+def with_offline_copies(data: DataSplits, names: tuple[str, ...], copies: int, seed: int) -> DataSplits:
+    """``data`` whose training set holds the originals plus ``copies`` fixed augmented copies;
+    the spec records them, so such runs never share a cache entry with online ones."""
+    if copies == 0:
+        return data
+    train = offline_copies_of(data.train, names, copies, seed)
+    spec = {**data.spec, "offline": {"names": list(names), "copies": copies, "seed": seed}}
+    return replace(data, train=train, spec=spec)
+
+
+# --- regimen, designs, training grid --------------------------------------------------------
 
 def paper_regimen(epochs: int, batch_size: int, lr: float, augment: tuple[str, ...], seed: int) -> TrainConfig:
     """SGD with momentum 0.9 (no Nesterov), weight decay 1e-4, plain cross-entropy, the rate
     divided by 10 at 30/50/70/90 % of training (the paper's 15/25/35/45 of 50 epochs)."""
-    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=False,
-                       weight_decay=1e-4, schedule="multistep",
-                       milestones=tuple(epochs * f for f in (0.3, 0.5, 0.7, 0.9)), gamma=0.1,
+    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=PAPER["momentum"], nesterov=False,
+                       weight_decay=PAPER["weight_decay"], schedule="multistep",
+                       milestones=tuple(epochs * f for f in MILESTONE_FRACTIONS), gamma=PAPER["gamma"],
                        label_smoothing=0.0, augment=augment, seed=seed)
+
+
+def kernel_text(design: str) -> dict[str, str]:
+    """The kernels a design's spec sets, as text (``7×7``) for the chapter to glue."""
+    spec: ResNetSpec = LIMITED[design]
+    side = lambda k: f"{k}×{k}"  # noqa: E731
+    stem = 3  # the CIFAR stem of core.models.ResNet is a 3×3 conv in every design
+    return {"stem": side(stem), "first": side(spec.first_kernel), "second": side(spec.kernel),
+            "skip": side(spec.skip_kernel)}
+
+
+def params_with_stem_kernel(design: str, kernel: int, num_classes: int = 10) -> int:
+    """Parameters of a design at paper scale with its stem conv given ``kernel`` (the code's
+    stem is 3×3): what the other reading of design IV's "each convolutional layer" costs."""
+    model = build_model(f"limited_{design}", num_classes)
+    conv = model.stem[0]
+    model.stem[0] = torch.nn.Conv2d(conv.in_channels, conv.out_channels, kernel, padding=kernel // 2, bias=False)
+    return count_params(model)
 
 
 def design_table(width: float, resolution: int = 32, num_classes: int = 10) -> pd.DataFrame:
@@ -70,28 +211,166 @@ def train_and_test(design: str, data: DataSplits, config: TrainConfig, width: fl
             "history": trained.history}
 
 
-def train_grid(designs: list[str], policies: dict[str, tuple[str, ...]], seeds: list[int], data: DataSplits,
+def train_grid(designs: list[str], settings: dict[str, tuple[str, ...]], seeds: list[int], data: DataSplits,
                width: float, epochs: int, batch_size: int, lr: float, track_val: bool = True,
-               cache: Cache | None = None) -> pd.DataFrame:
-    """One row per design × augmentation setting × seed, trained with the paper's regimen."""
+               offline_copies: int = 0, cache: Cache | None = None) -> pd.DataFrame:
+    """One row per design × augmentation setting × seed, trained with the paper's regimen.
+
+    Each setting names augmentations. With ``offline_copies`` = 0 they are applied online
+    (``policy``); with k > 0 the training set is the originals plus k fixed copies drawn
+    once per setting (seed 0 of the copies, the same for every design and training seed)
+    and nothing is augmented online."""
     rows = []
-    for design in tqdm(designs, desc="designs", disable=len(designs) == 1):
-        for setting, augment in tqdm(policies.items(), desc="settings", disable=len(policies) == 1):
+    for setting, names in tqdm(settings.items(), desc="settings", disable=len(settings) == 1):
+        train_data = with_offline_copies(data, names, offline_copies, seed=0) if names else data
+        online = policy(names) if offline_copies == 0 else ()
+        for design in tqdm(designs, desc="designs", disable=len(designs) == 1):
             for seed in seeds:
-                config = paper_regimen(epochs, batch_size, lr, augment, seed)
-                rows.append({"setting": setting, **train_and_test(design, data, config, width, cache, track_val)})
+                config = paper_regimen(epochs, batch_size, lr, online, seed)
+                rows.append({"setting": setting,
+                             **train_and_test(design, train_data, config, width, cache, track_val)})
     return pd.DataFrame(rows)
 
 
+def history_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run and epoch: design, seed and that epoch's history entries."""
+    return pd.DataFrame([{"design": r.design, "seed": r.seed, **h} for r in runs.itertuples() for h in r.history])
+
+
+# --- statistics -------------------------------------------------------------------------------
+
 def summarise(runs: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Mean and std of accuracy (in %) and mean training time per ``by``."""
+    """Mean and sample std (ddof 1) of accuracy in %, mean training time and runs per ``by``."""
     grouped = runs.groupby(by, sort=False)
-    return pd.DataFrame({"acc_mean": grouped["acc"].mean() * 100, "acc_std": grouped["acc"].std(ddof=0) * 100,
+    return pd.DataFrame({"acc_mean": grouped["acc"].mean() * 100, "acc_std": grouped["acc"].std(ddof=1) * 100,
                          "train_s": grouped["train_s"].mean(), "n": grouped.size()})
 
 
-def rank_agreement(paper: dict[str, float], measured: dict[str, float]) -> float:
-    """Spearman rank correlation of the designs' accuracies in the paper and here."""
-    from scipy.stats import spearmanr
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of the mean of ``values``; NaN bounds with one value."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def pairwise_differences(runs: pd.DataFrame, level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
+    """Every pair of designs: the mean over seeds of the per-seed accuracy difference (in
+    percentage points, paired by seed), its std, Student-t interval and paired t-test
+    p-value, Holm-adjusted over all pairs; ``resolved`` when the adjusted p is below
+    ``alpha``. With one seed nothing is resolved (no spread, no interval)."""
+    acc = runs.pivot_table(index="seed", columns="design", values="acc", sort=False) * 100
+    rows, p_values = [], {}
+    for a, b in itertools.combinations(acc.columns, 2):
+        d = (acc[a] - acc[b]).dropna().to_numpy()
+        mean, low, high = t_interval(d, level)
+        std = float(d.std(ddof=1)) if len(d) > 1 else math.nan
+        if len(d) < 2:
+            p = math.nan
+        elif std == 0:
+            p = 1.0 if mean == 0 else 0.0
+        else:
+            p = float(stats.ttest_1samp(d, 0.0).pvalue)
+        rows.append({"a": a, "b": b, "diff": mean, "std": std, "low": low, "high": high, "n": len(d), "p": p})
+        p_values[f"{a}-{b}"] = p
+    out = pd.DataFrame(rows)
+    finite = {k: v for k, v in p_values.items() if not math.isnan(v)}
+    adjusted = holm(finite) if finite else {}
+    out["p_holm"] = [adjusted.get(f"{a}-{b}", math.nan) for a, b in zip(out["a"], out["b"])]
+    out["resolved"] = out["p_holm"] < alpha
+    return out
+
+
+def _permutation_p(x: np.ndarray, y: np.ndarray, statistic, permutations: int, seed: int) -> float:
+    """One-sided p-value of ``statistic(x, y)`` being as large as observed when ``y``'s order is
+    random: exact over all orders up to eight items, Monte Carlo (plus one) above."""
+    observed = statistic(x, y) - 1e-12
+    if len(y) <= 8:
+        hits = [statistic(x, np.asarray(p)) >= observed for p in itertools.permutations(y)]
+        return float(np.mean(hits))
+    rng = np.random.default_rng(seed)
+    hits = sum(statistic(x, rng.permutation(y)) >= observed for _ in range(permutations))
+    return (hits + 1) / (permutations + 1)
+
+
+def rank_agreement(paper: dict[str, float], measured: dict[str, float], permutations: int = 10_000,
+                   seed: int = 0) -> dict[str, float]:
+    """Kendall's tau and Spearman's rho between the paper's accuracies and the measured ones
+    over the designs both have, each with a one-sided permutation p-value (the chance that
+    a random order of the designs agrees at least as well)."""
     keys = [k for k in paper if k in measured]
-    return float(spearmanr(np.array([paper[k] for k in keys]), np.array([measured[k] for k in keys])).statistic)
+    x = np.array([paper[k] for k in keys], dtype=np.float64)
+    y = np.array([measured[k] for k in keys], dtype=np.float64)
+    if len(keys) < 2:
+        return {"n": len(keys), "kendall": math.nan, "kendall_p": math.nan, "spearman": math.nan,
+                "spearman_p": math.nan}
+    kendall = lambda a, b: float(stats.kendalltau(a, b).statistic)  # noqa: E731
+    spearman = lambda a, b: float(stats.spearmanr(a, b).statistic)  # noqa: E731
+    return {"n": len(keys), "kendall": kendall(x, y), "kendall_p": _permutation_p(x, y, kendall, permutations, seed),
+            "spearman": spearman(x, y), "spearman_p": _permutation_p(x, y, spearman, permutations, seed)}
+
+
+def ablation_summary(runs: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
+    """Per augmentation setting: accuracy mean ± std (in %) and the gain over ``reference``
+    paired by seed (mean ± std, percentage points), in the settings' order."""
+    acc = runs.pivot_table(index="seed", columns="setting", values="acc", sort=False) * 100
+    gains = acc.sub(acc[reference], axis=0)
+    return pd.DataFrame({"acc_mean": acc.mean(), "acc_std": acc.std(ddof=1), "gain_mean": gains.mean(),
+                         "gain_std": gains.std(ddof=1), "n": acc.count()})
+
+
+def gains(runs: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
+    """One row per run outside ``reference``: its accuracy gain over the reference run of the
+    same seed, in percentage points (what the ablation figure draws)."""
+    base = runs[runs.setting == reference].set_index("seed")["acc"]
+    out = runs[runs.setting != reference].copy()
+    out["gain"] = (out["acc"] - out["seed"].map(base)) * 100
+    return out
+
+
+# --- results and headline -----------------------------------------------------------------
+
+def results_dict(table: pd.DataFrame, by_design: pd.DataFrame, pairs: pd.DataFrame, rank: dict,
+                 ablation: pd.DataFrame, setting: dict) -> dict:
+    """The chapter's results json: designs, pairwise differences, rank agreement, ablation,
+    and the setting the numbers were measured in (for ``headline``)."""
+    designs = {d: {"paper_params": int(table.loc[d, "paper_params"]), "params": int(table.loc[d, "params"]),
+                   "macs": int(table.loc[d, "macs"]), "acc_mean": float(by_design.loc[d, "acc_mean"]),
+                   "acc_std": float(by_design.loc[d, "acc_std"]), "train_s": float(by_design.loc[d, "train_s"]),
+                   "n": int(by_design.loc[d, "n"]), "paper_acc": PAPER_ACC[d]} for d in by_design.index}
+    return {"designs": designs,
+            "pairwise": [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                         for row in pairs.to_dict("records")],
+            "rank_corr": rank,
+            "augmentation": {s: {k: float(v) for k, v in r.items()} for s, r in ablation.iterrows()},
+            "setting": setting}
+
+
+def headline(results: dict) -> list[Headline]:
+    """Each design's test accuracy (mean ± std over seeds) beside the paper's, the rank
+    agreement with Table 1, and the gain of all five augmentations over none."""
+    s = results["setting"]
+    where = (f"top-1, CIFAR-10 test ({s['n_test']:,} images), {s['resolution']} px, width ×{s['width']}, "
+             f"{s['epochs']} epochs on {s['n_train']:,} images, {s['augmentation']}")
+    rows = []
+    for d, r in results["designs"].items():
+        n = r.get("n", len(s["seeds"]))
+        rows.append(Headline(f"design {d} test accuracy (%)", r["acc_mean"], r["acc_mean"] - r["acc_std"],
+                             r["acc_mean"] + r["acc_std"], f"mean ± std, {n} seeds", where, r["paper_acc"],
+                             PAPER_SETTING))
+    rank = results["rank_corr"]
+    for stat, name in (("kendall", "Kendall's tau"), ("spearman", "Spearman's rho")):
+        rows.append(Headline(f"{name} with Table 1's order of the designs", rank[stat],
+                             setting=f"{rank['n']} designs' mean accuracies, one-sided permutation p = "
+                                     f"{rank[stat + '_p']:.3g}", source=1.0, source_setting="the paper's own order"))
+    aug = results["augmentation"]
+    if "all" in aug and "none" in aug:
+        g = aug["all"]
+        rows.append(Headline("gain of the five augmentations over none (points)", g["gain_mean"],
+                             g["gain_mean"] - g["gain_std"], g["gain_mean"] + g["gain_std"],
+                             f"mean ± std of per-seed gains, {int(g['n'])} seeds",
+                             f"design {s['ablation_design']}, " + where, None,
+                             "not measured by the paper (it credits augmentation with most of its accuracy)"))
+    return rows

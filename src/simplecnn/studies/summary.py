@@ -1,114 +1,221 @@
-"""The book's closing table: every study's headline numbers beside the sources' figures.
+"""The book's closing chapter: every study's headline numbers beside the sources' figures.
 
-Each study contributes rows (quantity, this run's value, the source's figure) read from its
-``results/<profile>/<study>.json``; a missing file is an error naming the command that
-writes it. Where the paper profile's results exist, they are shown in a column of their own.
+Each study states its headlines through its module's ``headline(results)`` (a list of
+``core.results.Headline``), read from ``results/<profile>/<study>.json``. The main profile's
+results must all exist (a missing file is an error naming the command that writes it); a
+profile shown beside it gets a column only where some of its results exist.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+import math
+import textwrap
+from collections.abc import Sequence
+from numbers import Real
+from types import ModuleType
 
+import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
-from simplecnn.studies.limited import PAPER_ACC
-from simplecnn.core.results import read_results
-from simplecnn.studies.zoo import LECTURE
+from simplecnn.core.results import Headline, read_results
 
-STUDIES = ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion")
-BAGNET_IMAGENET_TOP5 = {"9": 70.0, "17": 81.0, "33": 87.0}  # Brendel & Bethge (2019), ImageNet, 224 px
-REPORT_STAGE_ACC = [72.66, 85.40, 89.63]  # the cascade report's Table 2.1, validation, 32/96/224 px
-REPORT_REDUCTION = {"middle stage": 3.0, "top stage": 2.3}
+# study name (its results file) -> the module holding its ``headline()``; the pipeline's
+# registry says the same (a test checks), but studies may not import the pipeline
+STUDIES: dict[str, str] = {"data": "simplecnn.studies.data", "zoo": "simplecnn.studies.zoo",
+                           "limited_resnets": "simplecnn.studies.limited", "patches": "simplecnn.studies.patches",
+                           "cascade": "simplecnn.studies.cascade", "gradcam": "simplecnn.studies.gradcam",
+                           "fusion": "simplecnn.studies.fusion"}
+MISSING = "—"
 
-Row = tuple[str, str, float | str | None, float | str | None]  # study, quantity, value, source figure
+
+def study_module(study: str) -> ModuleType:
+    """The module of ``study`` (an unknown name is an error listing the known ones)."""
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; known: {', '.join(STUDIES)}")
+    return importlib.import_module(STUDIES[study])
 
 
-def _zoo(r: dict) -> list[Row]:
-    rows: list[Row] = []
-    for name, lecture in LECTURE.items():
-        if name in r:
-            if "gmacs" in lecture:
-                rows.append(("zoo", f"{name} GMACs, torchvision layout (224 px)", r[name]["macs"] / 1e9,
-                             lecture["gmacs"]))
-            if "params_m" in lecture:
-                rows.append(("zoo", f"{name} parameters (M)", r[name]["params"] / 1e6, lecture["params_m"]))
+def study_headlines(study: str, results: dict, profile: str = "") -> list[Headline]:
+    """``study``'s headlines from its results; a module without ``headline()``, or results
+    it cannot read (written by older code), is an error saying so."""
+    module = study_module(study)
+    fn = getattr(module, "headline", None)
+    if not callable(fn):
+        raise NotImplementedError(f"{module.__name__} has no headline(results) -> list[Headline]; the summary "
+                                  f"cannot state the {study} study's numbers until it has one")
+    try:
+        rows = list(fn(results))
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{module.__name__}.headline() cannot read the {study} results ({profile or '?'} profile): "
+                         f"{type(exc).__name__}: {exc}; they may predate its code: re-run it (`python -m simplecnn "
+                         f"run --profile {profile or '<profile>'} --only {study}`)") from exc
+    bad = [r for r in rows if not isinstance(r, Headline)]
+    if bad:
+        raise TypeError(f"{module.__name__}.headline() returned {type(bad[0]).__name__}, not Headline")
+    seen = [r.quantity for r in rows]
+    dupes = sorted({q for q in seen if seen.count(q) > 1})
+    if dupes:
+        raise ValueError(f"{module.__name__}.headline() repeats quantities {dupes}: each must be unique")
     return rows
 
 
-def _limited(r: dict) -> list[Row]:
-    designs = [d for d in PAPER_ACC if d in r]
-    rows: list[Row] = [("limited_resnets", f"design {d} accuracy (%)", r[d]["acc_mean"], PAPER_ACC[d]) for d in designs]
-    rows.append(("limited_resnets", "rank correlation with the paper's ranking", r["rank_corr"], 1.0))
-    return rows
+def headlines(profile: str, studies: Sequence[str] | None = None, required: bool = True) -> dict[str, list[Headline]]:
+    """Study -> its headlines for ``profile``. ``required``: a missing results file is an error
+    naming the fix (``read_results``); otherwise that study is left out."""
+    out = {}
+    for study in studies or STUDIES:
+        try:
+            doc = read_results(study, profile)
+        except FileNotFoundError:
+            if required:
+                raise
+            continue
+        out[study] = study_headlines(study, doc["results"], profile)
+    return out
 
 
-def _patches(r: dict) -> list[Row]:
-    rows: list[Row] = []
-    for q, m in r["methods"].get("bagnet", {}).items():
-        rows.append(("patches", f"BagNet-{q} image accuracy (%) [source: ImageNet top-5]", 100 * m["image_acc"],
-                     BAGNET_IMAGENET_TOP5.get(q)))
-        rows.append(("patches", f"BagNet-{q} patch AUC", m["patch_auc"], None))
-    for method in ("sift", "tile2vec", "pixels"):
-        for q, m in r["methods"].get(method, {}).items():
-            rows.append(("patches", f"{method} q={q} patch AUC", m["patch_auc"], None))
-    rows.append(("patches", "full-image CNN accuracy (%)", 100 * r["ceiling_acc"], None))
-    mem = r["memory"]
-    rows.append(("patches", f"peak memory whole / tiled, {mem['image_px']} px", mem["whole_peak_bytes"]
-                 / max(1, mem["tiled_peak_bytes"]), None))
-    return rows
+def is_number(x: object) -> bool:
+    """A real, finite number (bools and strings are not)."""
+    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(float(x))
 
 
-def _cascade(r: dict) -> list[Row]:
-    rows: list[Row] = []
-    for (name, s), source in zip(r["stages"].items(), REPORT_STAGE_ACC):
-        rows.append(("cascade", f"{name} test accuracy (%)", 100 * s["test_acc"], source))
-    names = list(r["stages"])
-    for label, stage in (("middle stage", names[-2]), ("top stage", names[-1])):
-        t = r["targets"].get(stage)
-        rows.append(("cascade", f"MAC reduction at the {label}'s accuracy (test)",
-                     t["mac_reduction"] if t else None, REPORT_REDUCTION[label]))
-    return rows
+def format_number(x: object) -> str:
+    """Four significant figures, thousands separated; integers exact; text as it is."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return MISSING
+    if not is_number(x):
+        return str(x)
+    if isinstance(x, int) or (float(x).is_integer() and abs(x) >= 1000):
+        return f"{int(x):,}"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
 
 
-def _gradcam(r: dict) -> list[Row]:
-    return [("gradcam", "deletion area (Grad-CAM / random)", f"{r['deletion_auc']:.3f} / {r['deletion_auc_random']:.3f}",
-             None),
-            ("gradcam", "insertion area (Grad-CAM / random)",
-             f"{r['insertion_auc']:.3f} / {r['insertion_auc_random']:.3f}", None),
-            ("gradcam", "rank correlation with a randomised model", r["randomisation_rank_corr"], None),
-            ("gradcam", "rank correlation with BagNet evidence", r["bagnet_agreement"], None)]
+def interval_decimals(half_width: float) -> int:
+    """Decimals that show ``half_width`` to one significant figure (two when it starts with 1)."""
+    exponent = math.floor(math.log10(half_width))
+    leading = round(half_width / 10 ** exponent)
+    return min(8, max(0, -exponent + (1 if leading < 2 else 0)))
 
 
-def _fusion(r: dict) -> list[Row]:
-    return [("fusion", f"{name}: best rule {b['rule']} AUC vs majority (p)",
-             f"{b['image_auc']:.3f} vs {b['majority_auc']:.3f} (p={b['p_value']:.2g})", None)
-            for name, b in r["best"].items()]
+def format_value(h: Headline) -> str:
+    """``h.value`` with its interval: "75.2 ± 0.4" where ``h.interval`` says ± (mean ± std),
+    "0.743 [0.731, 0.755]" for other intervals (a CI), the value alone where there is none."""
+    if not is_number(h.value) or not (is_number(h.low) and is_number(h.high)) or h.high <= h.low:
+        return format_number(h.value)
+    d = interval_decimals((h.high - h.low) / 2)
+    if "±" in h.interval:
+        return f"{h.value:.{d}f} ± {(h.high - h.low) / 2:.{d}f}"
+    return f"{h.value:.{d}f} [{h.low:.{d}f}, {h.high:.{d}f}]"
 
 
-def _data(r: dict) -> list[Row]:
-    return [("data", f"{name} images (train/val/test)", f"{s['train']}/{s['val']}/{s['test']}", None)
-            for name, s in r.items()]
+def _beside_cell(h: Headline | None, main: Headline | None) -> str:
+    if h is None:
+        return MISSING
+    differs = main is not None and h.setting and h.setting != main.setting
+    return format_value(h) + (f" ({h.setting})" if differs else "")
 
 
-ROWS: dict[str, Callable[[dict], list[Row]]] = {"data": _data, "zoo": _zoo, "limited_resnets": _limited,
-                                                "patches": _patches, "cascade": _cascade, "gradcam": _gradcam,
-                                                "fusion": _fusion}
+def beside_list(profile: str, beside_profiles: Sequence[str] | str) -> list[str]:
+    """``beside_profiles`` (a list or comma-separated text) without blanks, repeats or ``profile``."""
+    if isinstance(beside_profiles, str):
+        beside_profiles = beside_profiles.split(",")
+    return [p for p in dict.fromkeys(p.strip() for p in beside_profiles) if p and p != profile]
 
 
-def headline_table(profile: str, beside: str | None = "paper") -> pd.DataFrame:
-    """One row per headline quantity: this profile's value, ``beside``'s (where it was run), the source's."""
+def headline_table(profile: str, beside_profiles: Sequence[str] | str = ()) -> pd.DataFrame:
+    """One row per headline of every study: study, quantity, setting (metric, data, split,
+    resolution), this profile's value with its interval, one column per ``beside_profiles``
+    entry whose results exist (a value run in another setting says so), the source's figure
+    and its own setting. Every cell is text, formatted for reading."""
+    main = headlines(profile)
+    others = {p: headlines(p, required=False) for p in beside_list(profile, beside_profiles)}
+    others = {p: found for p, found in others.items() if found}  # a profile never run gets no column
     rows = []
-    for study in STUDIES:
-        doc = read_results(study, profile)  # missing: FileNotFoundError naming the fix
-        other = None
-        if beside and beside != profile:
-            try:
-                other = {q: v for _, q, v, _ in ROWS[study](read_results(study, beside)["results"])}
-            except FileNotFoundError:
-                other = None
-        for _, quantity, value, source in ROWS[study](doc["results"]):
-            row = {"study": study, "quantity": quantity, profile: value, "source": source}
-            if beside and beside != profile:
-                row[beside] = other.get(quantity, "not run") if other is not None else "not run"
+    for study, ours in main.items():
+        by_q = {h.quantity: h for h in ours}
+        extra = [h for found in others.values() for h in found.get(study, []) if h.quantity not in by_q]
+        quantities = list(by_q) + list(dict.fromkeys(h.quantity for h in extra))
+        for q in quantities:
+            h = by_q.get(q)
+            ref = h or next(x for x in extra if x.quantity == q)
+            row = {"study": study, "quantity": q, "setting": ref.setting, profile: format_value(h) if h else MISSING,
+                   "interval": h.interval if h else ""}
+            for p, found in others.items():
+                row[p] = _beside_cell({x.quantity: x for x in found.get(study, [])}.get(q), h)
+            row["source"] = format_number(ref.source)
+            row["source setting"] = ref.source_setting  # also where the source has no figure, saying why
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["study", "quantity", "setting", profile, "interval", *others, "source",
+                                       "source setting"])
+
+
+def comparison_frame(profile: str, beside_profiles: Sequence[str] | str = ()) -> pd.DataFrame:
+    """Numeric rows for the figure: every headline (of ``profile`` and, where run,
+    ``beside_profiles``) whose value and source figure are both numbers, the source non-zero,
+    with ``ratio`` = ours / source and its interval likewise (NaN where there is none)."""
+    found = {profile: headlines(profile)}
+    found.update({p: headlines(p, required=False) for p in beside_list(profile, beside_profiles)})
+    rows = []
+    for p, studies in found.items():
+        for study, hs in studies.items():
+            for h in hs:
+                if not (is_number(h.value) and is_number(h.source) and h.source != 0):
+                    continue
+                has_ci = is_number(h.low) and is_number(h.high)
+                rows.append({"study": study, "quantity": h.quantity, "setting": h.setting, "profile": p,
+                             "value": float(h.value), "low": float(h.low) if has_ci else math.nan,
+                             "high": float(h.high) if has_ci else math.nan, "interval": h.interval,
+                             "source": float(h.source), "source_setting": h.source_setting,
+                             "ratio": h.value / h.source,
+                             "ratio_low": h.low / h.source if has_ci else math.nan,
+                             "ratio_high": h.high / h.source if has_ci else math.nan})
+    return pd.DataFrame(rows, columns=["study", "quantity", "setting", "profile", "value", "low", "high", "interval",
+                                       "source", "source_setting", "ratio", "ratio_low", "ratio_high"])
+
+
+def comparison_figure(frame: pd.DataFrame, width: int = 46) -> plt.Figure:
+    """A dot plot, one line per headline: ours ÷ the source's figure (1 = the source's
+    number), with its interval, one colour per profile; each line names our setting on
+    the left and the source's raw figure and setting on the right."""
+    labels = list(dict.fromkeys(zip(frame["study"], frame["quantity"])))
+    fig, ax = plt.subplots(figsize=(11, 0.55 * max(2, len(labels)) + 1.2))
+    if frame.empty:
+        ax.text(0.5, 0.5, "no headline has a numeric source figure", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    ypos = {key: i for i, key in enumerate(labels)}
+    df = frame.assign(y=[ypos[(s, q)] for s, q in zip(frame["study"], frame["quantity"])])
+    profiles = list(dict.fromkeys(df["profile"]))
+    offsets = {p: (k - (len(profiles) - 1) / 2) * 0.2 for k, p in enumerate(profiles)}
+    df["y"] = df["y"] + df["profile"].map(offsets)
+    palette = dict(zip(profiles, sns.color_palette("deep", len(profiles))))
+    ax.axvline(1.0, color="0.3", lw=1, ls="--", zorder=0)
+    for p, part in df.groupby("profile", sort=False):
+        ci = part.dropna(subset=["ratio_low", "ratio_high"])
+        ax.errorbar(ci["ratio"], ci["y"], xerr=[ci["ratio"] - ci["ratio_low"], ci["ratio_high"] - ci["ratio"]],
+                    fmt="none", ecolor=palette[p], elinewidth=1.5, capsize=3)
+    sns.scatterplot(data=df, x="ratio", y="y", hue="profile", style="profile", palette=palette, s=70, ax=ax,
+                    zorder=3)
+    positive = bool((df[["ratio", "ratio_low", "ratio_high"]].stack() > 0).all())
+    if positive:
+        ax.set_xscale("log")
+    first = df.drop_duplicates(["study", "quantity"]).set_index(["study", "quantity"])
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels([textwrap.fill(f"{s}: {q}, {first.loc[(s, q), 'setting']}", width) for s, q in labels],
+                       fontsize=8)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks(range(len(labels)))
+    right.set_yticklabels([textwrap.fill(f"source: {format_number(first.loc[(s, q), 'source'])}, "
+                                         f"{first.loc[(s, q), 'source_setting']}", width) for s, q in labels],
+                          fontsize=8)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_ylabel("")
+    ax.set_xlabel("ours ÷ the source's figure (dashed line: equal; bars: our interval)"
+                  + (", log scale" if positive else ""))
+    ax.legend(title="profile", loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig

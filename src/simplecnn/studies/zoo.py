@@ -22,6 +22,7 @@ from simplecnn.core.complexity import macs
 from simplecnn.core.memory import ISOLATED_ENV, activation_bytes, layer_outputs, measure_train_step_peak
 from simplecnn.core.models import count_params
 from simplecnn.core.receptive import receptive_field
+from simplecnn.core.results import Headline
 from simplecnn.core.device import device_description
 
 ZOO = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
@@ -36,8 +37,10 @@ LECTURE = {
     "resnet18": {"gmacs": 1.8}, "resnet34": {"gmacs": 3.6}, "resnet50": {"gmacs": 3.8},
     "resnet101": {"gmacs": 7.6}, "resnet152": {"gmacs": 11.3},
 }
-# AlexNet's neurons per layer, as the lecture quotes the original paper (input excluded).
+# AlexNet's neurons per layer, as the lecture quotes the original paper (input excluded),
+# and the original network's conv channels (torchvision's is the "one weird trick" variant).
 LECTURE_ALEXNET_NEURONS = [253_440, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]
+ORIGINAL_ALEXNET_CHANNELS = [96, 256, 384, 384, 256]
 
 
 def family(name: str) -> str:
@@ -99,6 +102,11 @@ def alexnet_neurons() -> pd.DataFrame:
                          "lecture (original AlexNet)": LECTURE_ALEXNET_NEURONS})
 
 
+def conv_channels(model: nn.Module) -> list[int]:
+    """Output channels of each conv layer, in module order (how wide a network's convs are)."""
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
 def stride_in_1x1(model: nn.Module) -> nn.Module:
     """Move each torchvision Bottleneck's stride from its 3×3 conv to its first 1×1 conv.
 
@@ -114,3 +122,66 @@ def stride_in_1x1(model: nn.Module) -> nn.Module:
 def original_resnet_macs(name: str, resolution: int = 224) -> int:
     """MACs of the original (stride-in-1×1) variant of a torchvision bottleneck ResNet."""
     return macs(stride_in_1x1(build_zoo_model(name)), resolution)
+
+
+BOTTLENECK_RESNETS = ("resnet50", "resnet101", "resnet152")
+LECTURE_SETTING = {"params_m": "the lecture's Table 2 (VGG A/B/D/E) and GoogLeNet slide, original networks",
+                   "gmacs": "the lecture's ResNet row, labelled FLOPs but counting multiply-adds of the original "
+                            "(stride-in-1×1) ResNet, 224 px"}
+
+
+def lecture_comparison(table: pd.DataFrame, resolution: int = 224) -> pd.DataFrame:
+    """GMACs of the bottleneck ResNets in ``table`` as torchvision builds them, in the
+    original stride-in-1×1 layout, and as the lecture quotes them."""
+    names = [n for n in BOTTLENECK_RESNETS if n in table.index]
+    return pd.DataFrame({"torchvision (v1.5) GMACs": table.loc[names, "macs"] / 1e9,
+                         "stride in 1×1 (original) GMACs": [original_resnet_macs(n, resolution) / 1e9 for n in names],
+                         "lecture GMACs": table.loc[names, "lecture_gmacs"]}, index=pd.Index(names, name="model"))
+
+
+def peak_estimate(table: pd.DataFrame, batch: int) -> pd.DataFrame:
+    """The measured growth of memory in one training step beside a rough estimate (bytes):
+    gradients and momentum (one copy of the parameters each) plus ``batch`` images' layer
+    outputs; ``ratio`` is measured over estimated."""
+    estimate = 2 * table["param_bytes"] + batch * table["activation_bytes"]
+    return pd.DataFrame({"measured": table["train_step_peak_bytes"], "estimate": estimate,
+                         "ratio": table["train_step_peak_bytes"] / estimate})
+
+
+def results_dict(table: pd.DataFrame, original: pd.DataFrame | None = None, resolution: int = 224) -> dict:
+    """One entry per model (its counts as ints), plus the original-layout MACs of the
+    bottleneck ResNets when ``original`` (``lecture_comparison``'s frame) is given."""
+    keys = ["params", "macs", "activation_bytes", "receptive_field", "param_bytes", "train_step_peak_bytes"]
+    out = {}
+    for name, row in table.iterrows():
+        out[name] = {k: int(row[k]) for k in keys if k in row and pd.notna(row[k])}
+        out[name]["resolution"] = resolution
+        if original is not None and name in original.index:
+            out[name]["original_macs"] = int(round(original.loc[name, "stride in 1×1 (original) GMACs"] * 1e9))
+    return out
+
+
+def headline(results: dict) -> list[Headline]:
+    """Parameters and MACs of the lecture's models beside the lecture's figures. Counts are
+    exact (no interval); for bottleneck ResNets the original layout's MACs are the
+    comparable figure, torchvision's are stated beside them."""
+    rows = []
+    for name, lecture in LECTURE.items():
+        r = results.get(name)
+        if r is None:
+            continue
+        px = r.get("resolution", 224)
+        if "params_m" in lecture:
+            rows.append(Headline(f"{name} parameters (M)", r["params"] / 1e6, interval="exact count",
+                                 setting=f"torchvision {name}, 1000 classes, auxiliary heads excluded",
+                                 source=lecture["params_m"], source_setting=LECTURE_SETTING["params_m"]))
+        if "gmacs" in lecture:
+            if "original_macs" in r:
+                setting = (f"ptflops MACs, {px} px, original stride-in-1×1 layout "
+                           f"(torchvision v1.5: {r['macs'] / 1e9:.2f} G)")
+                value = r["original_macs"] / 1e9
+            else:
+                setting, value = f"ptflops MACs, {px} px, torchvision layout", r["macs"] / 1e9
+            rows.append(Headline(f"{name} GMACs", value, interval="exact count", setting=setting,
+                                 source=lecture["gmacs"], source_setting=LECTURE_SETTING["gmacs"]))
+    return rows
