@@ -44,12 +44,39 @@ def test_hue_reading_is_checked_and_picks_the_fifth_augmentation():
         limited.augmentations("rotate")
 
 
-def test_ablation_settings_are_none_all_each_alone_and_each_left_out():
-    settings = limited.ablation_settings(("flip", "crop", "color_hue_scale"))
-    assert settings["none"] == () and settings["all"] == ("flip", "crop", "color_hue_scale")
-    assert settings["only color"] == ("color_hue_scale",)
-    assert settings["without flip"] == ("crop", "color_hue_scale")
-    assert len(settings) == 2 + 2 * 3
+def test_ablation_settings_are_none_all_crop_flip_each_alone_and_each_left_out():
+    names = ("flip", "crop", "color_hue_scale")
+    settings = limited.ablation_settings(names)
+    assert settings["none"].online() == () and settings["all"].names == names
+    assert settings["all"].online() == ("oneof:flip+crop+color_hue_scale",)  # the paper's one-of policy
+    assert settings["crop+flip"].online() == ("crop", "flip")  # the modern default: both on every draw
+    assert settings["only color"].online() == ("oneof:color_hue_scale",)
+    assert settings["without flip"].names == ("crop", "color_hue_scale")
+    assert len(settings) == 3 + 2 * 3
+    assert len(limited.ablation_settings(names, leave_one_out=False)) == 3 + 3
+
+
+def test_the_offline_row_takes_as_many_steps_as_the_online_rows():
+    settings = limited.ablation_settings(("flip", "crop"), leave_one_out=False, offline_copies=5, epochs=30)
+    offline = settings["all, offline ×5"]
+    assert offline.offline == 5 and offline.epochs == 5 and offline.online() == ()  # 6 × the images, 1/6 the epochs
+    with pytest.raises(ValueError, match="divisible"):
+        limited.ablation_settings(("flip",), offline_copies=5, epochs=8)
+    with pytest.raises(ValueError):
+        limited.Setting(("crop", "flip"), "each", offline=2)  # the paper's copies are one-of
+    with pytest.raises(ValueError):
+        limited.Setting(("crop",), "sometimes")
+
+
+def test_regimens_build_the_paper_and_the_budget_configs():
+    paper = limited.Regimen("paper", 32, 0.1).config(50, ("oneof:flip",), 3)
+    assert paper.schedule == "multistep" and paper.label_smoothing == 0 and not paper.tta and paper.seed == 3
+    budget = limited.Regimen("budget", 256, 0.4, label_smoothing=0.1, ema=0.9, tta=True).config(4, ("crop",), 1)
+    assert budget.schedule == "onecycle" and budget.lr == 0.4 and budget.batch_size == 256
+    assert budget.label_smoothing == 0.1 and budget.ema == 0.9 and budget.tta and budget.augment == ("crop",)
+    assert "one-cycle" in limited.Regimen().describe() and "multi-step" in limited.Regimen("paper").describe()
+    with pytest.raises(ValueError, match="regimen"):
+        limited.Regimen("adam")
 
 
 def tiny_set(n: int = 6) -> ImageSet:
@@ -126,6 +153,72 @@ def test_ablation_summary_and_gains_pair_by_seed():
     assert summary.loc["all", "gain_std"] == pytest.approx(math.sqrt(8))
     assert summary.loc["none", "gain_mean"] == 0.0
     assert limited.gains(runs)["gain"].tolist() == pytest.approx([5.0, 1.0])
+
+
+def test_floor_check_names_the_designs_below_it():
+    by = limited.summarise(runs_frame({"A": [0.71, 0.73], "B": [0.69, 0.70]}), "design")
+    check = limited.floor_check(by, 70.0)
+    assert not check["met"] and check["below"] == ["B"] and check["lowest"] == pytest.approx(69.5)
+    assert "NOT met" in check["text"]
+    assert limited.floor_check(by, 69.0)["met"]
+
+
+def test_gain_checks_resolve_only_gains_beyond_two_seed_std():
+    runs = runs_frame({"none": [0.50, 0.51], "all": [0.60, 0.61], "crop+flip": [0.52, 0.50]}, "setting")
+    checks = limited.gain_checks(limited.ablation_summary(runs))
+    assert checks["all"]["resolved"] and checks["all"]["gain"] == pytest.approx(10.0)
+    # crop+flip: gain 0.5 points, seed std of its accuracies 1.41: not resolved
+    assert not checks["crop+flip"]["resolved"] and "NOT resolved" in checks["crop+flip"]["text"]
+    assert checks["all"]["threshold"] == pytest.approx(2 * math.sqrt(0.5))  # 2 × std of (60, 61) and of (50, 51)
+
+
+def test_overfit_check_reads_the_training_accuracy():
+    runs = runs_frame({"none": [0.50, 0.52], "all": [0.60, 0.61]}, "setting")
+    runs["train_acc"] = [0.99, 0.98, 0.80, 0.82]
+    summary = limited.ablation_summary(runs)
+    assert summary.loc["none", "train_acc_mean"] == pytest.approx(98.5)
+    assert limited.overfit_check(summary)["met"]
+    assert not limited.overfit_check(summary, train_floor=99.0)["met"]
+    verdict = limited.ablation_verdict(limited.overfit_check(summary, train_floor=99.0), {})
+    assert "cannot show" in verdict
+
+
+def test_difference_matrix_is_antisymmetric_and_marks_resolved_pairs():
+    pairs = pd.DataFrame([{"a": "A", "b": "B", "diff": 2.0, "resolved": True},
+                          {"a": "A", "b": "C", "diff": -1.0, "resolved": False},
+                          {"a": "B", "b": "C", "diff": -3.0, "resolved": False}])
+    diff, mark = limited.difference_matrix(pairs, ["A", "B", "C"])
+    assert diff.loc["A", "B"] == 2.0 and diff.loc["B", "A"] == -2.0 and diff.loc["C", "B"] == 3.0
+    assert math.isnan(diff.loc["A", "A"]) and mark.loc["B", "A"] == "*" and mark.loc["A", "C"] == ""
+
+
+def test_rank_verdict_follows_the_permutation_p():
+    assert "survives" in limited.rank_verdict({"kendall": 1.0, "kendall_p": 1 / 720}, 3)
+    assert "does not survive" in limited.rank_verdict({"kendall": 0.2, "kendall_p": 0.4}, 0)
+
+
+def test_design_costs_at_full_width_without_measuring():
+    costs = limited.design_costs(["I", "IIa"], measure=False)
+    assert costs.loc["I", "paper_params"] == count_params(build_model("limited_I", 10))
+    assert costs.loc["IIa", "paper_macs"] > costs.loc["I", "paper_macs"]  # three stages at full resolution cost more
+    assert (costs["activation_bytes"] > 0).all() and "train_img_s" not in costs
+
+
+def test_train_grid_trains_each_setting_and_scores_training_accuracy(tmp_path):
+    from simplecnn.core.cache import Cache
+    from simplecnn.core.data import DataSplits
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 2
+    images = (labels.view(-1, 1, 1, 1) * 200 + torch.randint(0, 40, (40, 3, 8, 8), generator=g)).to(torch.uint8)
+    part = ImageSet(images, labels, ["dark", "bright"])
+    splits = DataSplits("toy", part, part.subset(torch.arange(8)), part.subset(torch.arange(8, 16)), {"name": "toy"})
+    settings = limited.ablation_settings(("flip", "crop"), leave_one_out=False, offline_copies=1, epochs=2)
+    runs = limited.train_grid(["I"], settings, [0], splits, 0.0625, 2, limited.Regimen("budget", 8, 0.05, tta=False),
+                              track_val=False, train_acc=True, cache=Cache(tmp_path / "cache"))
+    assert list(runs["setting"]) == list(settings)
+    assert runs["train_acc"].between(0, 1).all() and runs["acc"].between(0, 1).all()
+    offline = runs.set_index("setting").loc["all, offline ×1"]
+    assert len(offline["history"]) == 1  # half the epochs over the doubled set
 
 
 def test_paper_regimen_puts_milestones_where_the_paper_does():

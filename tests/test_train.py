@@ -26,6 +26,18 @@ def test_tiny_resnet_learns_a_separable_task(bands):
     assert test_acc > 0.8  # chance is 1/3
 
 
+def test_cpu_bf16_trains_in_bf16_and_still_learns(bands):
+    from dataclasses import replace
+    fp32, bf16 = tiny_model(), tiny_model()
+    fit(fp32, bands.train, CONFIG)
+    fit(bf16, bands.train, replace(CONFIG, cpu_bf16=True))
+    conv = next(n for n, p in fp32.named_parameters() if p.ndim == 4)
+    assert not torch.equal(dict(fp32.named_parameters())[conv], dict(bf16.named_parameters())[conv])  # bf16 maths ran
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())  # the weights stay fp32
+    test_acc = (predict(bf16, bands.test.images).argmax(1) == bands.test.labels).float().mean().item()
+    assert test_acc > 0.8
+
+
 def test_same_seed_gives_the_same_weights(bands):
     a, b = tiny_model(), tiny_model()
     fit(a, bands.train, CONFIG)

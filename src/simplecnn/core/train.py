@@ -59,6 +59,7 @@ class TrainConfig:
     tta: bool = False  # evaluate on each image and its mirror, averaging the logits
     whiten: bool = False  # initialise the model's ``whiten`` conv from training patches (frozen)
     compile: bool = False  # torch.compile the training step (repays its ~1 min only on long runs)
+    cpu_bf16: bool = False  # bf16 autocast on the CPU too (CUDA always uses it); pays on CPUs with AVX512-BF16/AMX
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -109,8 +110,10 @@ def to_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torc
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, cpu: bool = False):
+    """bf16 autocast: always on CUDA; on the CPU only when asked (``TrainConfig.cpu_bf16``),
+    since it pays only where the processor has bf16 dot products."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or cpu)
 
 
 @torch.no_grad()
@@ -198,7 +201,7 @@ def fit(model: nn.Module, train: ImageSet, config: TrainConfig, val: ImageSet | 
             y = labels[idx.to(labels.device)]
             if world > 1:  # every rank augments the global batch alike (one generator), then takes its share
                 x, y = x[rank::world], y[rank::world]
-            with autocast(device):
+            with autocast(device, config.cpu_bf16):
                 logits = step_model(to_input(x, device, config.channels_last))
                 loss = loss_fn(logits.float(), y)
             opt.zero_grad(set_to_none=True)

@@ -1,5 +1,9 @@
 """Decision fusion: from per-window class probabilities to one score per class and image.
 
+``evaluate`` is the chapter's method: every choice (a classifier's rule, the centre rule's σ)
+is made on validation, test is scored once for every rule, and each rule is compared with the
+mean-logit rule by a paired bootstrap with Holm's correction over the rules of a classifier.
+
 Every rule takes probabilities N × side × side × classes and a ``Context`` (the grid, the
 windows' Grad-CAM weights, a rule's parameters) and returns image scores N × classes (rows
 summing to 1, except the unnormalised geometric mean), so accuracy and one-vs-rest AUC
@@ -10,15 +14,21 @@ log p = logit − logsumexp(logit), and the subtracted term is the same for ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from simplecnn.core import metrics
 from simplecnn.core.metrics import normalised_entropy
-from simplecnn.studies.patches import Grid
+from simplecnn.core.results import Headline
+from simplecnn.studies.patches import Grid, PatchStudy
 
 EPS = 1e-12
 
@@ -143,3 +153,310 @@ def fuse(rule: str, probs: torch.Tensor, ctx: Context) -> torch.Tensor:
     if rule not in RULES:
         raise ValueError(f"unknown fusion rule {rule!r}; known: {sorted(RULES)}")
     return RULES[rule](probs.float(), ctx)
+
+
+# --- inputs and evaluation: choose on validation, score on test once ---------------------
+
+@dataclass
+class Inputs:
+    """What ``evaluate`` reads, per classifier ("method@q") and split: window probabilities and
+    contexts; the labels per split; per test image its CAM-estimated object size."""
+
+    classifiers: dict[str, dict[str, torch.Tensor]]
+    contexts: dict[str, dict[str, Context]]
+    labels: dict[str, torch.Tensor]
+    object_size: np.ndarray
+
+
+def load_inputs(study: PatchStudy, top_k: int = 5, cam_share: float = 0.3) -> Inputs:
+    """Every patch classifier of the patch study with the full-image CNN's Grad-CAM window
+    weights of its own predicted class (no label used), all from the cache."""
+    from simplecnn.studies import gradcam  # the CAM weights only; keeps the rules free of captum
+    splits, cnn = study.splits, study.cnn()
+    labels = {s: getattr(splits, s).labels for s in ("val", "test")}
+    classifiers, contexts, object_size = {}, {}, None
+    for q in study.qs:
+        grid = study.grid(q)
+        cam = {s: gradcam.patch_weights(cnn, getattr(splits, s).images, s, grid) for s in ("val", "test")}
+        object_size = cam["test"]["object_size"].numpy()
+        for m in study.methods:
+            out = study.predictions(m, q)
+            classifiers[f"{m}@{q}"] = {s: out[s] for s in ("val", "test")}
+            contexts[f"{m}@{q}"] = {s: Context(grid, cam[s]["weights"], top_k=top_k, cam_share=cam_share)
+                                    for s in ("val", "test")}
+    return Inputs(classifiers, contexts, labels, object_size)
+
+
+def learned_validation_scores(probs: torch.Tensor, labels: torch.Tensor, c: float = 1.0, seed: int = 0,
+                              folds: int = 5) -> torch.Tensor:
+    """Out-of-fold scores of the learned rule on validation: its in-sample scores would favour
+    it when rules are compared on validation, since it was fitted there."""
+    y = labels.numpy()
+    smallest = int(np.bincount(y).min()) if len(y) else 0
+    folds = min(folds, smallest)
+    if folds < 2:
+        raise ValueError(f"the learned rule's validation scores need at least two validation images per class "
+                         f"(smallest class has {smallest}): enlarge the patch study's val_size, or drop 'learned'")
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    out = cross_val_predict(clf, pooled_features(probs), y, cv=cv, method="predict_proba")
+    return torch.from_numpy(out).float()
+
+
+def _boot(scores: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return metrics.weighted_macro_auc(scores, y, counts)
+
+
+def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    return metrics.confidence_interval(samples, level)
+
+
+@dataclass
+class FusionResult:
+    """Every rule of every classifier on validation and test, and the choices made on validation.
+
+    ``table``: one row per classifier × rule (validation AUC; test AUC, its CI and accuracy; the
+    paired test difference to the reference with its CI, raw and Holm-adjusted p). ``chosen``:
+    per classifier the rule and σ chosen on validation, with its test row. ``sweep``: the σ
+    sweep of the centre rule (validation chooses, test only drawn). ``scores``: test scores of
+    every (classifier, rule), for figures. ``counts``: the shared bootstrap resamples."""
+
+    table: pd.DataFrame
+    chosen: pd.DataFrame
+    sweep: pd.DataFrame
+    scores: dict[tuple[str, str], np.ndarray]
+    counts: np.ndarray
+    labels: np.ndarray
+    reference: str
+    level: float
+    alpha: float
+
+    @property
+    def rules(self) -> list[str]:
+        return list(dict.fromkeys(self.table["rule"]))
+
+    def verdicts(self) -> pd.DataFrame:
+        """Per rule other than the reference: on how many classifiers it beats (or loses to) the
+        reference on test after Holm's correction, of how many."""
+        t = self.table[self.table.rule != self.reference]
+        resolved = t.p_holm < self.alpha
+        return pd.DataFrame({"better": (resolved & (t["delta"] > 0)).groupby(t.rule).sum(),
+                             "worse": (resolved & (t["delta"] < 0)).groupby(t.rule).sum(),
+                             "of": t.groupby("rule").size()}).loc[[r for r in self.rules if r != self.reference]]
+
+    def to_json(self, **setting) -> dict:
+        """The results file's content: every row, the validation choices, the σ sweep."""
+        def num(x):
+            return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+
+        rows = {}
+        for r in self.table.itertuples():
+            rows.setdefault(r.classifier, {})[r.rule] = {
+                "val_auc": num(r.val_auc), "image_auc": num(r.image_auc),
+                "image_auc_ci": [num(r.ci_low), num(r.ci_high)], "image_acc": num(r.image_acc),
+                "diff_vs_reference": {"value": num(r.delta), "low": num(r.delta_low), "high": num(r.delta_high)},
+                "p_value": num(r.p_value), "p_holm": num(r.p_holm)}
+        best = {name: {"rule": r.rule, "sigma": num(r.sigma), "val_auc": num(r.val_auc),
+                       "image_auc": num(r.image_auc), "image_auc_ci": [num(r.ci_low), num(r.ci_high)],
+                       "image_acc": num(r.image_acc), "reference_auc": num(r.reference_auc),
+                       "diff_vs_reference": {"value": num(r.delta), "low": num(r.delta_low), "high": num(r.delta_high)},
+                       "p_value": num(r.p_value), "p_holm": num(r.p_holm), "resolved": bool(r.resolved)}
+                for name, r in self.chosen.iterrows()}
+        sweep = {name: {"chosen": num(self.chosen.loc[name, "sigma"]),
+                        "sweep": [{"sigma": num(s.sigma), "val_auc": num(s.val_auc), "test_auc": num(s.test_auc)}
+                                  for s in g.itertuples()]}
+                 for name, g in self.sweep.groupby("classifier", sort=False)}
+        verdicts = {rule: {k: int(v) for k, v in row.items()} for rule, row in self.verdicts().iterrows()}
+        return {"setting": {"reference": self.reference, "rules": self.rules, "bootstrap": len(self.counts),
+                            "level": self.level, "alpha": self.alpha, "n_test": len(self.labels),
+                            "holm_family": "per classifier, every rule against the reference", **setting},
+                "classifiers": rows, "best": best, "sigma": sweep, "verdicts": verdicts}
+
+
+def evaluate(classifiers: dict[str, dict[str, torch.Tensor]], contexts: dict[str, dict[str, Context]],
+             labels: dict[str, torch.Tensor], rules: Sequence[str], sigmas: Sequence[float],
+             reference: str = "mean_logit", learned_c: float = 1.0, bootstrap: int = 1000, seed: int = 0,
+             level: float = 0.95, alpha: float = 0.05) -> FusionResult:
+    """Per classifier: σ of the centre rule and the best rule chosen on validation (highest
+    macro AUC; the learned rule scored out of fold there, fitted on all of validation for
+    test), then every rule scored once on test with paired bootstrap CIs and its difference
+    to ``reference``, p-values Holm-adjusted over the rules compared per classifier.
+
+    ``classifiers[name][split]``: window probabilities N × side × side × classes for splits
+    "val" and "test"; ``contexts[name][split]``: their ``Context`` (σ and learned rule are
+    set here)."""
+    rules = list(rules)
+    if reference not in rules:
+        raise ValueError(f"rules {rules} must include the reference rule {reference!r} every rule is tested against")
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown:
+        raise ValueError(f"unknown fusion rule(s) {unknown}; known: {sorted(RULES)}")
+    if not sigmas:
+        raise ValueError("sigmas is empty: give the centre rule at least one σ to choose from on validation")
+    for name in classifiers:
+        if set(classifiers[name]) < {"val", "test"} or name not in contexts:
+            raise ValueError(f"classifier {name!r} needs 'val' and 'test' predictions and contexts")
+    y_val, y = labels["val"].numpy(), labels["test"].numpy()
+    counts = metrics.bootstrap_counts(len(y), bootstrap, seed)
+    rows, chosen, sweep, scores = [], {}, [], {}
+    for name, probs in classifiers.items():
+        ctx_val, ctx_test = contexts[name]["val"], contexts[name]["test"]
+        for sg in sigmas:  # validation chooses; test is drawn beside it, not used
+            sweep.append({"classifier": name, "sigma": float(sg),
+                          "val_auc": metrics.macro_auc(centre(probs["val"].float(), replace(ctx_val, sigma=sg)), y_val),
+                          "test_auc": metrics.macro_auc(centre(probs["test"].float(), replace(ctx_test, sigma=sg)), y)})
+        mine = [s for s in sweep if s["classifier"] == name]
+        sigma = max(mine, key=lambda s: s["val_auc"])["sigma"]  # first of the best on ties
+        ctx_val = replace(ctx_val, sigma=sigma, learned=None)
+        ctx_test = replace(ctx_test, sigma=sigma, learned=fit_learned(probs["val"], labels["val"], learned_c, seed)
+                           if "learned" in rules else None)
+        val_auc = {}
+        for rule in rules:
+            v = (learned_validation_scores(probs["val"], labels["val"], learned_c, seed) if rule == "learned"
+                 else fuse(rule, probs["val"], ctx_val))
+            val_auc[rule] = metrics.macro_auc(v, y_val)
+            scores[name, rule] = fuse(rule, probs["test"], ctx_test).numpy()
+        boots = {rule: _boot(scores[name, rule], y, counts) for rule in rules}
+        p = {rule: metrics.paired_p_value(boots[rule], boots[reference]) for rule in rules if rule != reference}
+        p_holm = metrics.holm(p)
+        ref_auc = metrics.macro_auc(scores[name, reference], y)
+        for rule in rules:
+            auc = metrics.macro_auc(scores[name, rule], y)
+            lo, hi = _interval(boots[rule], level)
+            d_lo, d_hi = _interval(boots[rule] - boots[reference], level) if rule != reference else (0.0, 0.0)
+            rows.append({"classifier": name, "rule": rule, "val_auc": val_auc[rule], "image_auc": auc, "ci_low": lo,
+                         "ci_high": hi, "image_acc": metrics.accuracy(scores[name, rule], y), "delta": auc - ref_auc,
+                         "delta_low": d_lo, "delta_high": d_hi, "p_value": p.get(rule, np.nan),
+                         "p_holm": p_holm.get(rule, np.nan)})
+        # the reference first on ties: a rule must beat it on validation to be chosen
+        order = [reference] + [r for r in rules if r != reference]
+        chosen[name] = {"rule": max(order, key=lambda r: val_auc[r]), "sigma": sigma}
+    table = pd.DataFrame(rows)
+    best = []
+    for name, c in chosen.items():
+        r = table[(table.classifier == name) & (table.rule == c["rule"])].iloc[0]
+        ref = table[(table.classifier == name) & (table.rule == reference)].iloc[0]
+        best.append({"classifier": name, **c, **r.drop(["classifier", "rule"]).to_dict(),
+                     "reference_auc": ref.image_auc,
+                     "resolved": bool(c["rule"] != reference and r.p_holm < alpha)})
+    return FusionResult(table, pd.DataFrame(best).set_index("classifier"), pd.DataFrame(sweep), scores, counts, y,
+                        reference, level, alpha)
+
+
+def top_classifier(result: FusionResult) -> str:
+    """The classifier whose validation-chosen rule scores highest on validation (a choice, so
+    made on validation too)."""
+    return str(result.chosen["val_auc"].idxmax())
+
+
+def check_lines(result: FusionResult) -> list[str]:
+    """One line per classifier: its validation-chosen rule against the reference on test."""
+    lines = []
+    for name, r in result.chosen.iterrows():
+        if r.rule == result.reference:
+            lines.append(f"{name}: best-on-validation rule is {result.reference} itself: nothing to test")
+            continue
+        status = ("resolved: better" if r.delta > 0 else "resolved: worse") if r.resolved else "not resolved"
+        lines.append(f"{name}: best-on-validation rule {r.rule} vs {result.reference} on test: {r.delta:+.3f} "
+                     f"[{r.delta_low:+.3f}, {r.delta_high:+.3f}], Holm p={r.p_holm:.3g}: {status}")
+    return lines
+
+
+def by_object_size(result: FusionResult, object_size: np.ndarray, bins: int,
+                   background_rules: Sequence[str] = ("centre", "cam_weighted", "cam_masked"),
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test images in ``bins`` quantile bins of CAM-estimated object size. Returns each
+    (classifier, rule, bin)'s AUC, and per bin the gain of the background-down-weighting rules
+    over the reference (mean over those rules and all classifiers), with a paired bootstrap
+    CI and p-value (the proposal expects the gain to be largest on small objects)."""
+    edges = pd.qcut(np.asarray(object_size), bins, labels=False, duplicates="drop")
+    background = [r for r in background_rules if r in result.rules]
+    rows, gains = [], []
+    for b in np.unique(edges):
+        keep = (edges == b).astype(float)
+        auc, boot = {}, {}
+        for name in result.chosen.index:
+            for rule in result.rules:
+                s = result.scores[name, rule]
+                auc[name, rule] = float(metrics.weighted_macro_auc(s, result.labels, keep)[0])
+                rows.append({"rule": rule, "size bin (small → large)": int(b), "classifier": name,
+                             "image_auc": auc[name, rule]})
+                if rule in background or rule == result.reference:
+                    boot[name, rule] = _boot(s, result.labels, result.counts * keep)
+        if not background:
+            continue
+        names = list(result.chosen.index)
+
+        def gain(values):
+            return np.nanmean([np.nanmean([values[n, r] for r in background], 0) - values[n, result.reference]
+                               for n in names], 0)
+        samples = gain(boot)
+        lo, hi = _interval(samples, result.level)
+        p = metrics.paired_p_value(samples, np.zeros_like(samples))
+        gains.append({"size bin (small → large)": int(b), "images": int(keep.sum()), "gain": float(gain(auc)),
+                      "low": lo, "high": hi, "p_value": p, "resolved": bool(p < result.alpha)})
+    return pd.DataFrame(rows), pd.DataFrame(gains)
+
+
+def verdict_sentence(result: FusionResult) -> str:
+    """What the rules-against-the-reference table resolves, in one or two sentences."""
+    v, ref, m = result.verdicts(), result.reference, len(result.chosen)
+    if v.empty or v["better"].max() == 0:
+        text = (f"No rule beats {ref} on any of the {m} classifiers after Holm's correction: "
+                "nothing is resolved in its favour.")
+    else:
+        best = v["better"].idxmax()
+        text = (f"After Holm's correction, {best} beats {ref} on {v.loc[best, 'better']} of {m} classifiers, "
+                "the most of any rule.")
+    worse = v[v["worse"] > 0]["worse"]
+    return text + (" " + "; ".join(f"{r} loses to it on {n}" for r, n in worse.items()) + "." if len(worse)
+                   else f" No rule is resolved as worse than {ref}.")
+
+
+def size_sentence(gains: pd.DataFrame) -> str:
+    """The background rules' gain in the smallest and largest object-size bins, and whether
+    the two differ (non-overlapping intervals); one bin only is said as such."""
+    def part(row, where):
+        status = "resolved" if row.resolved else "not resolved"
+        return (f"{row.gain:+.3f} [{row.low:+.3f}, {row.high:+.3f}] {where} ({row.images} images; "
+                f"p = {row.p_value:.2g}, {status})")
+    if gains.empty:
+        return "no background-down-weighting rule was compared, so there is no gain to report."
+    small, large = gains.iloc[0], gains.iloc[-1]
+    if len(gains) < 2:
+        return (f"the object sizes fell into one bin only, so size cannot be compared; over all images: "
+                f"{part(small, 'overall')}.")
+    differ = small.low > large.high or large.low > small.high
+    return (f"{part(small, 'in the smallest-object bin')} and {part(large, 'in the largest')}; the two intervals "
+            f"{'do not overlap' if differ else 'overlap, so a size effect is not resolved'}.")
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """A table's rows as json-ready dicts (NaN as null)."""
+    return json.loads(frame.to_json(orient="records"))
+
+
+def headline(results: dict) -> list[Headline]:
+    """The validation-chosen rule against the reference on test: on how many classifiers it is
+    better after Holm; for the classifier chosen on validation, its image AUC and its gain
+    over the reference (bootstrap CIs)."""
+    s = results["setting"]
+    ref, best = s["reference"], results["best"]
+    where = f"{s.get('dataset', '?')} test ({s['n_test']} images)"
+    if s.get("resolution"):
+        where += f", {s['resolution']} px"
+    better = sum(b["resolved"] and b["diff_vs_reference"]["value"] > 0 for b in best.values())
+    rows = [Headline(f"fusion: classifiers whose validation-chosen rule beats {ref} after Holm",
+                     f"{better} / {len(best)}", interval=f"Holm-adjusted paired bootstrap p < {s['alpha']}",
+                     setting=f"image macro AUC, {where}; rule and σ chosen on validation")]
+    top = max(best, key=lambda n: best[n]["val_auc"])
+    b = best[top]
+    interval = f"{s['level']:.0%} bootstrap CI over test images ({s['bootstrap']} resamples)"
+    rows.append(Headline("fusion: image macro AUC, validation-chosen classifier and rule", b["image_auc"],
+                         *b["image_auc_ci"], interval, f"{top} with {b['rule']} (both chosen on validation); {where}"))
+    d = b["diff_vs_reference"]
+    p = b["p_holm"] if b["p_holm"] is not None else 1.0  # None: the chosen rule is the reference
+    rows.append(Headline(f"fusion: validation-chosen rule − {ref}, image macro AUC", d["value"], d["low"], d["high"],
+                         interval, f"{top}, {b['rule']} vs {ref}; Holm p = {p:.3g}"
+                         f"; {where}"))
+    return rows
