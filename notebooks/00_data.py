@@ -19,7 +19,8 @@
 # and which run produced the book.
 
 # %% tags=["parameters"]
-profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu, gpu or paper
+device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
 datasets: list[str] = ["cifar10", "imagenette"]  # data sets to describe (names or ImageFolder paths)
 resolutions: dict = {"cifar10": 32, "imagenette": 64}  # px per data set for the sample grids
 max_per_class: "Optional[int]" = None  # cap on decoded images per class and split (None: all of them)
@@ -33,9 +34,11 @@ import time
 from myst_nb import glue
 
 from simplecnn.core import data, plots, results
+from simplecnn.core.device import use_device
 from simplecnn.studies import data as study
 
 started = time.time()
+use_device(device)  # nothing here computes on it; the results record it
 glue("profile", results.Plain(profile), display=False)  # pasted by the intro page
 
 # %% [markdown]

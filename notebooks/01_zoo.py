@@ -23,7 +23,8 @@
 # only shapes matter here.
 
 # %% tags=["parameters"]
-profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu, gpu or paper
+device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
 models: list[str] = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
           "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]  # torchvision names
 resolution: int = 224  # input side (px) for parameters, MACs, activations and receptive fields
@@ -39,9 +40,11 @@ import seaborn as sns
 from myst_nb import glue
 
 from simplecnn.core import plots, results
+from simplecnn.core.device import use_device
 from simplecnn.studies import zoo
 
 started = time.time()
+use_device(device)  # every model, inference and timing below runs there
 MiB = 2**20
 glue("resolution", resolution, display=False)
 glue("num_classes", 1000, display=False)

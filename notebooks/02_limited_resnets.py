@@ -28,6 +28,7 @@
 
 # %% tags=["parameters"]
 profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu, gpu or paper
+device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
 dataset: str = "cifar10"  # data set (a name or an ImageFolder path)
 resolution: int = 32  # input side in px
 designs: list[str] = ["I", "IIa", "IIb", "IIIa", "IIIb", "IV"]  # the paper's designs to train
@@ -69,11 +70,12 @@ import seaborn as sns
 from myst_nb import glue
 
 from simplecnn.core import data, plots, results  # noqa: F401 (plots: book style)
-from simplecnn.core.device import device_description
+from simplecnn.core.device import device_description, use_device
 from simplecnn.core.models import build_model, count_params
 from simplecnn.studies import limited
 
 started = time.time()
+use_device(device)  # every model, inference and timing below runs there
 full_splits = data.load_dataset(dataset, resolution, val_fraction=val_fraction, split_seed=split_seed)
 splits = full_splits.reduced(train=train_size, val=val_size, test=test_size, seed=split_seed)
 names = limited.augmentations(hue)

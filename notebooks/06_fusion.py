@@ -23,7 +23,8 @@
 # (BagNet's own) by a paired bootstrap, with Holm's correction over the rules compared.
 
 # %% tags=["parameters"]
-profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu, gpu or paper
+device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
 rules: list[str] = ["majority", "mean_prob", "mean_logit", "geometric_mean", "centre", "confidence", "certainty", "top_k",
          "cam_weighted", "cam_masked", "learned"]  # fusion rules compared
 reference: str = "mean_logit"  # the rule every other rule is tested against (BagNet's mean logit)
@@ -47,9 +48,11 @@ import seaborn as sns
 from myst_nb import glue
 
 from simplecnn.core import metrics, plots, results  # noqa: F401 (plots: book style)
+from simplecnn.core.device import use_device
 from simplecnn.studies import fusion, patches
 
 started = time.time()
+use_device(device)  # every model, inference and timing below runs there
 study = patches.load_study(profile)  # the patch study's data, grids, predictions and CNN, from the cache
 inputs = fusion.load_inputs(study, top_k, cam_share)
 result = fusion.evaluate(inputs.classifiers, inputs.contexts, inputs.labels, rules, sorted({sigma, *sigmas}),

@@ -26,7 +26,8 @@
 # where and why.
 
 # %% tags=["parameters"]
-profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu or paper
+profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu, gpu or paper
+device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
 beside: str = "paper"  # profiles (comma-separated) shown beside this one's, each only where its results exist
 
 # %%
@@ -35,9 +36,11 @@ import time
 from myst_nb import glue
 
 from simplecnn.core import results
+from simplecnn.core.device import use_device
 from simplecnn.studies import summary
 
 started = time.time()
+use_device(device)  # nothing here computes on it; the results record it
 beside_profiles = summary.beside_list(profile, beside)
 table = summary.headline_table(profile, beside_profiles)
 shown_beside = [p for p in beside_profiles if p in table.columns]

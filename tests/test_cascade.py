@@ -303,3 +303,147 @@ def test_headline_states_intervals_and_the_reports_figures():
     assert top.source == 2.3 and "matched" in top.setting and "validation" in top.source_setting
     claim = next(h for h in rows if h.quantity.startswith("report's §2.2.5"))
     assert claim.source == 3.0 and claim.low <= 21.80 / 7.15 <= claim.high
+    # the learned gate, the timings and the calibration, where the results hold them
+    results["setting"]["latency_images"] = 20
+    results["gate_targets"] = results["targets"]
+    results["speedup"] = {"report rule": {"batched": 2.5, "one_image_mean": 1.5, "one_image_p50": 3.0}}
+    ece = {"value": 0.05, "low": 0.04, "high": 0.06}
+    results["calibration"] = [{"stage": "b@16", "test_ece_raw": ece, "test_ece_calibrated": {**ece, "value": 0.045}}]
+    more = cascade.headline(results)
+    assert len({h.quantity for h in more}) == len(more) == len(rows) + 1 + 2 + 2
+    gate = next(h for h in more if "learned exit gate" in h.quantity)
+    assert gate.value == pytest.approx(top.value)
+    one = next(h for h in more if "one image at a time" in h.quantity)
+    assert one.value == 1.5
+
+
+# --- calibration, the learned gate, goals and timing -----------------------------------------
+
+def test_expected_calibration_error_known_answers():
+    # bin (0.6, 0.8]: confidences 0.7, 0.7, right 1 of 2 -> gap 0.2 on half the images;
+    # bin (0.8, 1.0]: 0.9, 0.9, both right -> gap 0.1 on the other half: ECE 0.15
+    conf, ok = np.array([0.7, 0.7, 0.9, 0.9]), np.array([1, 0, 1, 1])
+    assert cascade.expected_calibration_error(conf, ok, bins=5) == pytest.approx(0.15)
+    assert cascade.expected_calibration_error(np.ones(10), np.ones(10)) == pytest.approx(0.0)
+    # resampling weights: drawing image 1 (0.7, wrong) twice and image 0 not at all
+    counts = np.array([[1, 1, 1, 1], [0, 2, 1, 1]], dtype=float)
+    out = cascade.expected_calibration_error(conf, ok, bins=5, counts=counts)
+    assert out == pytest.approx([0.15, 0.5 * 0.7 + 0.5 * 0.1])
+    with pytest.raises(ValueError, match="confidence in"):
+        cascade.expected_calibration_error(np.array([1.5]), np.array([1]))
+
+
+def test_temperature_scaling_removes_the_calibration_error_of_overconfident_logits():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6000, 5, generator=g) * 2
+    labels = torch.multinomial(torch.softmax(z, 1), 1, generator=g)[:, 0]
+    hot = z * 3.0  # over-confident by a factor of three
+    half = 3000
+    logits = {"val": [hot[:half]], "test": [hot[half:]]}
+    lab = {"val": labels[:half], "test": labels[half:]}
+    t = cascade.fit_temperature(logits["val"][0], lab["val"])
+    rows = cascade.calibration_table(logits, lab, ["s"], [t], cascade_counts(half, 100))
+    row = rows[0]
+    raw, cal = row["test_ece_raw"], row["test_ece_calibrated"]
+    assert raw["value"] > 0.1 and cal["value"] < 0.03  # scaled on validation, calibrated on test
+    assert raw["low"] <= raw["value"] <= raw["high"] and cal["high"] < raw["low"]
+    assert row["test_confidence_raw"] > row["test_acc"] + 0.1
+
+
+def ambiguous_logits(n=2000, seed=0):
+    """Logits whose top probability is 0.5 for every image; whether the prediction is right
+    is written only in the runner-up's probability (right iff it is below 0.35)."""
+    g = torch.Generator().manual_seed(seed)
+    second = 0.25 + 0.2 * torch.rand(n, generator=g)
+    probs = torch.stack([torch.full((n,), 0.5), second, 0.5 - second], 1)
+    right = second < 0.35
+    return probs.log(), right
+
+
+def test_the_learned_gate_ranks_right_before_wrong_where_the_top_probability_cannot():
+    logits, right = ambiguous_logits()
+    labels = torch.where(right, 0, 1)  # the prediction is always class 0
+    assert torch.equal(logits.argmax(1) == labels, right)
+    gates, cross = cascade.fit_gates([logits], labels, folds=5)
+    assert cascade.ranking_auc(cascade.exit_score(logits), right) == pytest.approx(0.5, abs=0.05)
+    assert cascade.ranking_auc(cross[0], right) > 0.9  # cross-fitted: no image scored by a gate that saw it
+    fresh, fresh_right = ambiguous_logits(seed=1)
+    assert cascade.ranking_auc(gates[0].score(fresh), fresh_right) > 0.9
+    assert ((cross[0] >= 0) & (cross[0] <= 1)).all()
+
+
+def test_gate_variants_and_deployment_agree_with_the_simulation():
+    n, classes = 120, 4
+    g = torch.Generator().manual_seed(2)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    tables = [torch.randn(n, classes, generator=g) * (1 + p) + 2.0 * nn.functional.one_hot(labels, classes) * p
+              for p in range(3)]
+    gates, _ = cascade.fit_gates(tables, labels, folds=3)
+    scores = [gt.score(t) for gt, t in zip(gates, tables)]
+    rules = cascade.variants(["max_prob"], 3, gate=True)
+    gate_rule = next(r for r in rules if r.score == cascade.GATE and r.stages == (0, 1, 2))
+    sc, ok = cascade.variant_inputs(tables, labels, gate_rule, [1.0] * 3, scores)
+    deltas = [float(sc[0].median()), float(sc[1].median())]
+    point = cascade.evaluate_thresholds(sc, ok, [1.0, 2.0, 3.0], deltas)
+    images = torch.zeros(n, 3, 4, 4, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.arange(n, dtype=torch.uint8)
+    preds, exits = cascade.classify([Lookup(t) for t in tables], [images] * 3, deltas,
+                                    cascade.variant_scorers(gate_rule, [1.0] * 3, gates))
+    assert float((preds == labels).float().mean()) == pytest.approx(point["acc"], abs=1e-6)
+    assert [float((exits == p).float().mean()) for p in range(3)] == pytest.approx(point["stage_fractions"], abs=1e-6)
+    with pytest.raises(ValueError, match="gate_scores"):
+        cascade.variant_inputs(tables, labels, gate_rule, [1.0] * 3)
+    with pytest.raises(ValueError, match="unknown exit scores"):
+        cascade.variants(["gate"], 3)
+
+
+def test_oracle_cost_known_answer():
+    # stage 0 right on images 0, 1; stage 1 right on 2; nobody right on 3. Costs 1 and 10.
+    correct = [torch.tensor([True, True, False, False]), torch.tensor([True, False, True, False])]
+    assert cascade.oracle_cost(correct, [1.0, 10.0], 0.75) == pytest.approx((1 + 1 + 11 + 1) / 4)
+    assert cascade.oracle_cost(correct, [1.0, 10.0], 0.5) == pytest.approx(1.0)  # drop image 2: all leave at once
+    assert cascade.oracle_cost(correct, [1.0, 10.0], 1.0) is None
+
+
+def test_goal_checks_and_their_reasons():
+    assert cascade.goal_check("cut", 3.0, 2.5, 2.7, 3.3, True)["status"] == "met"
+    assert cascade.goal_check("cut", 3.0, 2.5, 2.7, 3.3, True)["resolved"]
+    straddle = cascade.goal_check("cut", 2.6, 2.5, 2.2, 3.0, True)
+    assert straddle["met"] and straddle["resolved"] is False
+    assert cascade.goal_check("cut", 3.0, 2.5, 2.7, 3.3, matched=False)["status"] == "NOT met"
+    assert cascade.goal_check("speed", 1.5, 2.0)["status"] == "NOT met"
+    assert "ladder" in cascade.mac_goal_reason(1.8, 2.0, 3.5)
+    assert "exit rule" in cascade.mac_goal_reason(1.8, 5.0, 3.5)
+    assert "validation" in cascade.mac_goal_reason(None, 5.0, 3.5)
+    assert "overhead" in cascade.speed_goal_reason(1.5, 3.0, 2.0)
+    assert "MACs themselves" in cascade.speed_goal_reason(1.5, 1.8, 2.0)
+    assert "≥" in cascade.speed_goal_reason(2.5, 3.0, 2.0)
+
+
+def test_goals_table_judges_every_declared_rule():
+    hit = {"reached": True, "mac_cut": {"value": 3.0, "low": 2.8, "high": 3.2}, "acc_difference": {"matched": True}}
+    targets = {"report rule": {"mid": {"reached": False}, "top": hit}}
+    goals = cascade.goals_table(targets, {"mid": {"cut": 2.0}, "top": {"cut": 9.0}},
+                                {"report rule": {"batched": 2.4, "one_image_mean": 1.2}}, "mid", "top", 3.5, 2.5, 2.0)
+    by = {g["target"]: g for g in goals}
+    assert set(by) == {"mid", "top", "speed_batched", "speed_one"}
+    assert by["mid"]["status"] == "NOT met" and "validation" in by["mid"]["reason"]
+    assert by["top"]["status"] == "met" and by["top"]["resolved"] and by["top"]["oracle_cut"] == 9.0
+    assert by["speed_batched"]["met"] and not by["speed_one"]["met"] and "overhead" in by["speed_one"]["reason"]
+
+
+def test_latency_percentiles_are_ordered_and_measure_the_calls():
+    import time
+    out = cascade.latency(lambda i: time.sleep(0.004 if i % 4 == 0 else 0.001), 40, warmup=2)
+    assert out["n"] == 40
+    assert 0 < out["min"] <= out["p50"] <= out["p95"] <= out["max"]
+    assert out["p50"] >= 0.001 and out["p95"] >= 0.004  # a quarter of the calls sleep 4 ms
+    assert out["min"] <= out["mean"] <= out["max"]
+    with pytest.raises(ValueError, match="at least one"):
+        cascade.latency(lambda i: None, 0)
+    assert cascade.wall_time(lambda: time.sleep(0.002)) >= 0.002
+
+
+def test_train_stage_rejects_bad_label_smoothing():
+    with pytest.raises(ValueError, match="label_smoothing"):
+        cascade.train_stage(cascade.Stage("resnet18", 32), None, label_smoothing=1.0)

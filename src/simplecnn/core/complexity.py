@@ -13,6 +13,8 @@ import torch
 from ptflops import get_model_complexity_info
 from torch import nn
 
+from simplecnn.core.device import resolve_device
+
 
 def macs(model: nn.Module, resolution: int) -> int:
     """Multiply-accumulates of one forward pass (conv and linear layers), batch 1."""
@@ -26,7 +28,7 @@ def train_images_per_s(model: nn.Module, batch: int, resolution: int, num_classe
     """Training images/s of ``model``: SGD steps (forward, backward, momentum update) on a
     fixed random batch, channels_last, timed after ``warmup`` steps (the data pipeline is
     not part of it: the core's loader costs a few percent on top, README)."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device or "auto")
     model = model.to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, resolution, resolution, device=device).to(memory_format=torch.channels_last)

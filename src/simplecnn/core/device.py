@@ -14,15 +14,29 @@ import platform
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+_CHOSEN: list[str] = []  # the device a chapter chose with ``use_device`` (what "auto" means from then on)
+
+
+def use_device(name: str = "auto") -> torch.device:
+    """Make ``name`` the device that every later ``resolve_device("auto")`` returns: a
+    chapter calls it once with its ``device`` parameter, and training, inference,
+    attribution and timing all follow. Returns the resolved device (an unavailable one is
+    an error naming the alternatives)."""
+    device = resolve_device(name)
+    _CHOSEN[:] = [] if str(name) == "auto" else [str(device)]
+    return device
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> the best available device; an explicit name that is unavailable is an error."""
+    """``auto`` -> the chapter's chosen device (``use_device``), else the best available;
+    an explicit name that is unavailable is an error."""
     if isinstance(name, torch.device):
         return name
     kind = str(name).split(":")[0]
     if kind not in DEVICES:
         raise ValueError(f"unknown device {name!r}; use one of {DEVICES} (optionally 'cuda:N')")
+    if kind == "auto" and _CHOSEN:
+        return torch.device(_CHOSEN[0])
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

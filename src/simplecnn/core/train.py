@@ -78,7 +78,8 @@ def log_progress(line: str) -> None:
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The chapter's device (``core.device.use_device``), else CUDA, MPS or the CPU."""
+    return resolve_device("auto")
 
 
 def make_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):

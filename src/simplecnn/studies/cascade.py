@@ -15,7 +15,9 @@ report's own claim is restated in real MACs by ``report_cost_model``, without tr
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -55,9 +57,15 @@ class Stage:
 
 
 def train_stage(stage: Stage, data: DataSplits, recipe_name: str = "fast", seed: int = 0,
-                cache: Cache | None = None) -> Trained:
-    """Train a stage through the core with a recipe's regimen (epochs, batch and lr from the stage)."""
+                cache: Cache | None = None, label_smoothing: float = 0.0, cpu_bf16: bool = False) -> Trained:
+    """Train a stage through the core with a recipe's regimen (epochs, batch and lr from the
+    stage). ``label_smoothing`` defaults to none: smoothing caps every training target's
+    probability below one, so the exits' confidences come out under-confident by
+    construction, and a threshold on them no longer means what it says."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
     chosen = recipe(recipe_name, data.name, epochs=stage.epochs, batch_size=stage.batch_size, lr=stage.lr, seed=seed,
+                    label_smoothing=label_smoothing, cpu_bf16=cpu_bf16,
                     tta=False)  # one forward pass per image, so that the MACs counted are the MACs spent
     return train_model(stage.model, data, chosen.config, stage.model_kwargs(), cache=cache)
 
@@ -99,6 +107,121 @@ def exit_score(logits: torch.Tensor, score: str = "max_prob", temperature: float
     if score == "entropy":
         return 1 - normalised_entropy(probs)
     raise ValueError(f"unknown exit score {score!r}; known: {list(SCORES)}")
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15,
+                               counts: np.ndarray | None = None) -> float | np.ndarray:
+    """ECE over equal-width confidence bins (Guo et al., 2017): the image-share-weighted gap
+    between accuracy and mean confidence in each bin (bin b holds confidences in
+    (b / bins, (b + 1) / bins]). With ``counts`` (resamples × images, how often each image is
+    drawn) one ECE per resample, so its bootstrap costs three matrix products."""
+    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    ok = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if conf.shape != ok.shape or ((conf < 0) | (conf > 1)).any():
+        raise ValueError("expected_calibration_error needs one confidence in [0, 1] and one 0/1 correctness per image; "
+                         f"got {conf.shape[0]} confidences (range {conf.min():.3g}–{conf.max():.3g}) and "
+                         f"{ok.shape[0]} correctness values")
+    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    onehot = np.eye(bins)[which]  # N × bins
+    w = np.ones((1, len(conf))) if counts is None else np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    gap = np.abs(w @ (onehot * ok[:, None]) - w @ (onehot * conf[:, None])).sum(1) / w.sum(1)
+    return float(gap[0]) if counts is None else gap
+
+
+def calibration_table(logits: dict[str, list[torch.Tensor]], labels: dict[str, torch.Tensor], names: list[str],
+                      temperatures: list[float], counts: np.ndarray, bins: int = 15, level: float = 0.95) -> list[dict]:
+    """Per stage: the temperature fitted on validation and the ECE of the top probability
+    before and after dividing the logits by it, on validation (where T was fitted: in-sample)
+    and on test (out of sample, with bootstrap intervals over the test images)."""
+    rows = []
+    for p, (name, t) in enumerate(zip(names, temperatures)):
+        row = {"stage": name, "temperature": float(t)}
+        for split in ("val", "test"):
+            correct = (logits[split][p].argmax(1) == labels[split]).numpy()
+            for key, temp in (("raw", 1.0), ("calibrated", t)):
+                conf = torch.softmax(logits[split][p].float() / temp, 1).max(1).values.numpy()
+                value = expected_calibration_error(conf, correct, bins)
+                row[f"{split}_ece_{key}"] = (interval(expected_calibration_error(conf, correct, bins, counts), value,
+                                                      level) if split == "test" else value)
+                row[f"{split}_confidence_{key}"] = float(conf.mean())
+            row[f"{split}_acc"] = float(correct.mean())
+        rows.append(row)
+    return rows
+
+
+# --- a learned exit policy ---------------------------------------------------------------
+
+def gate_features(logits: torch.Tensor, k: int = 3) -> np.ndarray:
+    """What a gate sees of one stage's output: its top-k softmax probabilities (sorted), the
+    normalised entropy and the log-ratio of the two top probabilities."""
+    probs = torch.softmax(logits.float(), 1)
+    k = min(k, probs.shape[1])
+    top = probs.topk(k, 1).values
+    ratio = (top[:, 0].clamp_min(1e-12).log() - top[:, min(1, k - 1)].clamp_min(1e-12).log())[:, None]
+    return torch.cat([top, normalised_entropy(probs)[:, None], ratio], 1).numpy().astype(np.float64)
+
+
+class ExitGate:
+    """A logistic regression on ``gate_features`` predicting whether a stage's prediction is
+    right; its probability is the exit score (an image leaves when it is high enough).
+    Trained on validation; a degenerate split (all right or all wrong) gives a constant."""
+
+    def __init__(self, k: int = 3, seed: int = 0):
+        self.k, self.seed, self.model, self.constant = k, seed, None, None
+
+    def fit(self, logits: torch.Tensor, correct: torch.Tensor) -> "ExitGate":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        y = np.asarray(correct, dtype=int).reshape(-1)
+        if len(y) != len(logits):
+            raise ValueError(f"a gate needs one correctness value per image: {len(logits)} logits, {len(y)} values")
+        if y.min() == y.max():
+            self.constant = float(y[0])
+            return self
+        self.model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=self.seed))
+        self.model.fit(gate_features(logits, self.k), y)
+        return self
+
+    def score(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.constant is not None:
+            return torch.full((len(logits),), self.constant)
+        if self.model is None:
+            raise RuntimeError("ExitGate.score before fit: fit the gate on validation logits first")
+        return torch.as_tensor(self.model.predict_proba(gate_features(logits, self.k))[:, 1], dtype=torch.float32)
+
+
+def fit_gates(logits: list[torch.Tensor], labels: torch.Tensor, folds: int = 5, seed: int = 0,
+              k: int = 3) -> tuple[list[ExitGate], list[torch.Tensor]]:
+    """One gate per stage, fitted on the validation logits, and each stage's validation gate
+    scores **cross-fitted** (each image scored by a gate that did not see it, ``folds``
+    stratified folds), so that thresholds chosen on validation are not chosen on the gate's
+    own training fit. Test images are scored by the gate fitted on all of validation."""
+    from sklearn.model_selection import StratifiedKFold
+
+    gates, scores = [], []
+    for lg in logits:
+        correct = (lg.argmax(1) == labels).numpy()
+        gates.append(ExitGate(k, seed).fit(lg, correct))
+        minority = int(min(correct.sum(), (~correct).sum()))
+        splits = min(folds, minority)
+        if splits < 2:
+            scores.append(gates[-1].score(lg))
+            continue
+        out = torch.zeros(len(lg))
+        for train, held in StratifiedKFold(splits, shuffle=True, random_state=seed).split(np.zeros(len(lg)), correct):
+            out[held] = ExitGate(k, seed).fit(lg[train], correct[train]).score(lg[held])
+        scores.append(out)
+    return gates, scores
+
+
+def ranking_auc(score: torch.Tensor | np.ndarray, correct: torch.Tensor | np.ndarray) -> float:
+    """How well an exit score ranks right predictions before wrong ones (ROC AUC; 0.5: chance)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(correct, dtype=int)
+    return float(roc_auc_score(y, np.asarray(score, dtype=np.float64))) if 0 < y.sum() < len(y) else float("nan")
 
 
 # --- threshold maps ---------------------------------------------------------------------
@@ -176,11 +299,16 @@ def evaluate_thresholds(scores: list[torch.Tensor], correct: list[torch.Tensor],
 
 
 @torch.no_grad()
-def classify(models: list[torch.nn.Module], images: list[torch.Tensor], deltas: list[float], score: str = "max_prob",
+def classify(models: list[torch.nn.Module], images: list[torch.Tensor], deltas: list[float],
+             score: str | list[Callable[[torch.Tensor], torch.Tensor]] = "max_prob",
              batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the cascade as deployed: each stage on the images still in it, in batches; returns
     the predicted class and the exit stage of every image. ``images[p]`` holds the same
-    images at stage p's resolution."""
+    images at stage p's resolution; ``score`` is an exit score's name or one callable per
+    stage from logits to exit scores (a calibrated score, a learned gate)."""
+    scorers = [lambda out: exit_score(out, score)] * len(models) if isinstance(score, str) else list(score)
+    if len(scorers) < len(models) - 1:
+        raise ValueError(f"{len(models)} stages need at least {len(models) - 1} exit scorers, got {len(scorers)}")
     if not (len(models) == len(images) == len(deltas) + 1):
         raise ValueError(f"{len(models)} models need {len(models)} image sets and {len(models) - 1} thresholds")
     check_thresholds(torch.tensor(deltas, dtype=torch.float32))
@@ -191,7 +319,7 @@ def classify(models: list[torch.nn.Module], images: list[torch.Tensor], deltas: 
         if not len(remaining):
             break
         out = predict(model, imgs[remaining], batch_size=batch_size)
-        leave = (exit_score(out, score) >= deltas[p]) if p < len(deltas) else torch.ones(len(out), dtype=torch.bool)
+        leave = (scorers[p](out) >= deltas[p]) if p < len(deltas) else torch.ones(len(out), dtype=torch.bool)
         preds[remaining[leave]] = out[leave].argmax(1)
         exits[remaining[leave]] = p
         remaining = remaining[~leave]
@@ -298,10 +426,18 @@ class Variant:
         return f"{self.score}{' + T' if self.calibrated else ''} [{'-'.join(map(str, self.stages))}]"
 
 
-def variants(scores: list[str], n_stages: int, subsets: list[list[int]] | None = None) -> list[Variant]:
+GATE = "gate"  # the learned exit policy's score name (``ExitGate``)
+
+
+def variants(scores: list[str], n_stages: int, subsets: list[list[int]] | None = None,
+             gate: bool = False) -> list[Variant]:
     """Every exit score, with and without temperature, over every stage subset (default: all
     subsets of at least two stages, in order); the report's rule (top probability,
-    uncalibrated, all stages) first."""
+    uncalibrated, all stages) first. With ``gate`` also the learned gate on every subset
+    (uncalibrated only: the logistic regression calibrates its own output)."""
+    unknown = [sc for sc in scores if sc not in SCORES]
+    if unknown:
+        raise ValueError(f"unknown exit scores {unknown}; known: {list(SCORES)} (the learned gate: gate=True)")
     if subsets is None:
         subsets = [list(c) for k in range(n_stages, 1, -1) for c in itertools.combinations(range(n_stages), k)]
     report = Variant("max_prob", False, tuple(range(n_stages)))
@@ -314,14 +450,36 @@ def variants(scores: list[str], n_stages: int, subsets: list[list[int]] | None =
                 v = Variant(score, calibrated, tuple(sub))
                 if v != report:
                     out.append(v)
+        if gate:
+            out.append(Variant(GATE, False, tuple(sub)))
     return out
 
 
-def variant_inputs(logits: list[torch.Tensor], labels: torch.Tensor, variant: Variant,
-                   temperatures: list[float]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Exit scores and per-image correctness of the variant's stages."""
-    sc = [exit_score(logits[p], variant.score, temperatures[p] if variant.calibrated else 1.0) for p in variant.stages]
+def variant_inputs(logits: list[torch.Tensor], labels: torch.Tensor, variant: Variant, temperatures: list[float],
+                   gate_scores: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Exit scores and per-image correctness of the variant's stages; the learned gate's
+    scores (one tensor per trained stage) come precomputed in ``gate_scores``."""
+    if variant.score == GATE:
+        if gate_scores is None:
+            raise ValueError("a gate variant needs gate_scores (fit_gates: cross-fitted on validation, the fitted "
+                             "gates' scores on test)")
+        sc = [gate_scores[p] for p in variant.stages]
+    else:
+        sc = [exit_score(logits[p], variant.score, temperatures[p] if variant.calibrated else 1.0)
+              for p in variant.stages]
     return sc, [logits[p].argmax(1) == labels for p in variant.stages]
+
+
+def variant_scorers(variant: Variant, temperatures: list[float],
+                    gates: list[ExitGate] | None = None) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """The variant's exit scores as deployed: one callable per stage of the variant, from
+    that stage's logits to its exit score (for ``classify``)."""
+    if variant.score == GATE:
+        if gates is None:
+            raise ValueError("a gate variant needs its fitted gates (fit_gates)")
+        return [gates[p].score for p in variant.stages]
+    return [lambda out, t=(temperatures[p] if variant.calibrated else 1.0): exit_score(out, variant.score, t)
+            for p in variant.stages]
 
 
 @dataclass
@@ -338,7 +496,8 @@ class Reference:
 
 def score_variants(logits: dict[str, list[torch.Tensor]], labels: dict[str, torch.Tensor], stage_cost: list[float],
                    grid: torch.Tensor, rules: list[Variant], references: list[Reference], temperatures: list[float],
-                   counts: np.ndarray, other_macs: dict[str, float] | None = None, level: float = 0.95) -> pd.DataFrame:
+                   counts: np.ndarray, other_macs: dict[str, float] | None = None, level: float = 0.95,
+                   gate_scores: dict[str, list[torch.Tensor]] | None = None) -> pd.DataFrame:
     """Every exit rule, selected on validation for every reference's validation accuracy and
     scored once on test: accuracy, expected MACs and MAC cut with bootstrap intervals over
     the test images (``counts``), the paired accuracy difference and whether it is matched.
@@ -347,8 +506,10 @@ def score_variants(logits: dict[str, list[torch.Tensor]], labels: dict[str, torc
     against the first rule's (the report's) is Holm-corrected per reference."""
     rows, paid = [], {}
     for rule in rules:
-        val_sc, val_ok = variant_inputs(logits["val"], labels["val"], rule, temperatures)
-        test_sc, test_ok = variant_inputs(logits["test"], labels["test"], rule, temperatures)
+        val_sc, val_ok = variant_inputs(logits["val"], labels["val"], rule, temperatures,
+                                        (gate_scores or {}).get("val"))
+        test_sc, test_ok = variant_inputs(logits["test"], labels["test"], rule, temperatures,
+                                          (gate_scores or {}).get("test"))
         cost = [stage_cost[p] for p in rule.stages]
         grids = [grid] * (len(rule.stages) - 1)
         sim = simulate(val_sc, val_ok, cost, grids)
@@ -422,6 +583,143 @@ def map_position(delta: float, grid: torch.Tensor) -> float:
     values between grid points are interpolated, so fine-grid choices can be marked."""
     g = grid.numpy()
     return float(np.interp(delta, g, np.arange(len(g)))) + 0.5
+
+
+# --- goals, their diagnosis, and timing ------------------------------------------------
+
+def oracle_cost(correct: list[torch.Tensor], stage_cost: list[float], target: float) -> float | None:
+    """The least expected cost per image at which exits that *know* which predictions are
+    right reach accuracy ``target`` (None: not even then): an image counted right leaves at
+    the first stage that gets it right and pays every stage up to it; the others leave at the
+    first stage. No exit rule over these stages can be cheaper, so a goal beyond the
+    oracle's cut is out of reach of the ladder itself, not of the rule."""
+    ok = torch.stack([c.bool() for c in correct]).numpy()  # stages × N
+    n, paid = ok.shape[1], np.cumsum(np.asarray(stage_cost, dtype=np.float64))
+    rightable = ok.any(0)
+    cost_right = paid[np.argmax(ok, 0)][rightable]
+    needed = int(np.ceil(target * n - 1e-6))
+    if needed > len(cost_right):
+        return None
+    kept = np.sort(cost_right)[:max(needed, 0)]
+    return float((kept.sum() + (n - len(kept)) * stage_cost[0]) / n)
+
+
+def goal_check(quantity: str, value: float, goal: float, low: float | None = None, high: float | None = None,
+               matched: bool | None = None) -> dict:
+    """A goal ``value ≥ goal`` judged on its measured value: "met" or "NOT met", whether the
+    interval lies wholly on one side (``resolved``), and, where the value is a cut at an
+    accuracy target, whether that accuracy was matched (a cut at a lower accuracy does not
+    meet a goal stated at that accuracy)."""
+    value = float(value)
+    met = bool(np.isfinite(value) and value >= goal and matched is not False)
+    resolved = None if low is None or high is None else bool(low >= goal or high < goal)
+    out = {"quantity": quantity, "value": value, "goal": float(goal), "met": met, "status": "met" if met else "NOT met",
+           "resolved": resolved}
+    if low is not None:
+        out.update(low=float(low), high=float(high))
+    if matched is not None:
+        out["matched"] = bool(matched)
+    return out
+
+
+def mac_goal_reason(cut: float | None, oracle_cut: float | None, goal: float, matched: bool | None = None) -> str:
+    """Why a MAC-cut goal is (not) met, in one sentence, from the measured cut and the
+    oracle's (``oracle_cost``) on the same stages."""
+    if cut is None or not np.isfinite(cut):
+        return "no threshold reached the target accuracy on validation"
+    if matched is False:
+        return f"the chosen point's test accuracy falls short of the target (cut {cut:.2f}× at a lower accuracy)"
+    if cut >= goal:
+        return f"cut {cut:.2f}× ≥ {goal:g}×"
+    if oracle_cut is None or oracle_cut < goal:
+        bound = "none" if oracle_cut is None else f"{oracle_cut:.2f}×"
+        return (f"cut {cut:.2f}× < {goal:g}×, and even exits that know which predictions are right would reach only "
+                f"{bound}: the ladder's stages are too close in accuracy for their cost gap")
+    return (f"cut {cut:.2f}× < {goal:g}× although oracle exits would reach {oracle_cut:.2f}×: the exit rule cannot "
+            f"tell right from wrong predictions well enough")
+
+
+def speed_goal_reason(speedup: float, mac_cut: float, goal: float) -> str:
+    """Why a wall-clock goal is (not) met: time can fall short of the MACs saved, since
+    small stages do fewer MACs per second and every stage call pays a fixed overhead."""
+    if speedup >= goal:
+        return f"speed-up {speedup:.2f}× ≥ {goal:g}×"
+    if mac_cut < goal:
+        return f"speed-up {speedup:.2f}× < {goal:g}×; the MACs themselves fall only {mac_cut:.2f}×"
+    return (f"speed-up {speedup:.2f}× < {goal:g}× although the MACs fall {mac_cut:.2f}×: the small stages' lower MACs "
+            f"per second and each stage call's fixed overhead eat the saving")
+
+
+def goals_table(targets: dict[str, dict[str, dict]], oracle: dict[str, dict], speedup: dict[str, dict],
+                mid: str, top: str, goal_mid: float, goal_top: float, goal_speed: float) -> list[dict]:
+    """Every goal of the chapter judged for every declared rule (``targets``: rule label ->
+    ``targets_from`` rows): the MAC cut at the ``mid`` and ``top`` stage's accuracy, with
+    the oracle's cut on the same stages (``oracle_cost``) and the reason, and the measured
+    wall-clock speed-ups over ``top`` (``speedup``: rule -> batched / one_image_mean)."""
+    goals = []
+    for label, tg in targets.items():
+        for key, ref, goal in (("mid", mid, goal_mid), ("top", top, goal_top)):
+            t = tg.get(ref, {})
+            reached = bool(t.get("reached"))
+            c = t["mac_cut"] if reached else {"value": float("nan"), "low": None, "high": None}
+            matched = t["acc_difference"]["matched"] if reached else None
+            o = oracle.get(ref, {}).get("cut")
+            g = goal_check(f"MAC cut at {ref}'s accuracy (×)", c["value"], goal, c["low"], c["high"], matched)
+            goals.append({**g, "rule": label, "target": key, "oracle_cut": o,
+                          "reason": mac_goal_reason(c["value"] if reached else None, o, goal, matched)})
+        if label in speedup and tg.get(top, {}).get("reached"):
+            cut = tg[top]["mac_cut"]["value"]
+            for key, field_, what in (("batched", "batched", "in batches"),
+                                      ("one", "one_image_mean", "one image at a time (mean latency)")):
+                value = speedup[label][field_]
+                goals.append({**goal_check(f"wall-clock speed-up over {top}, {what} (×)", value, goal_speed),
+                              "rule": label, "target": f"speed_{key}", "mac_cut": cut,
+                              "reason": speed_goal_reason(value, cut, goal_speed)})
+    return goals
+
+
+def ranking_table(logits: dict[str, list[torch.Tensor]], labels: dict[str, torch.Tensor], names: list[str],
+                  gate_scores: dict[str, list[torch.Tensor]], scores: list[str]) -> list[dict]:
+    """Per stage and split, how well each exit score ranks right predictions before wrong
+    ones (``ranking_auc``): the learned gate's and each named score's."""
+    rows = []
+    for p, name in enumerate(names):
+        row = {"stage": name}
+        for split in ("val", "test"):
+            ok = logits[split][p].argmax(1) == labels[split]
+            row[f"{split}_auc_gate"] = ranking_auc(gate_scores[split][p], ok)
+            for sc in scores:
+                row[f"{split}_auc_{sc}"] = ranking_auc(exit_score(logits[split][p], sc), ok)
+        rows.append(row)
+    return rows
+
+
+def wall_time(fn: Callable[[], object], repeats: int = 1) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def latency(run: Callable[[int], object], n: int, warmup: int = 3, percentiles: tuple[float, ...] = (50, 95)) -> dict:
+    """Per-call latency in seconds of ``run(i)`` for i = 0 … n-1 (e.g. image i at batch 1),
+    after ``warmup`` untimed calls: the mean (what throughput at batch 1 pays) and the
+    percentiles, keyed ``p50``, ``p95`` …"""
+    if n < 1:
+        raise ValueError(f"latency needs at least one call, got n={n}")
+    for i in range(min(warmup, n)):
+        run(i)
+    times = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        run(i)
+        times[i] = time.perf_counter() - t0
+    return {"n": int(n), "mean": float(times.mean()), "min": float(times.min()), "max": float(times.max()),
+            **{f"p{q:g}": float(np.percentile(times, q)) for q in percentiles}}
 
 
 # --- the report's claim in real MACs -----------------------------------------------------
@@ -598,6 +896,26 @@ def headline(results: dict) -> list[Headline]:
                                  o["low"], o["high"], f"{s['level']:.0%} bootstrap CI over test images",
                                  f"ptflops MACs, {s['dataset']} test; {other} counted, not trained here: accuracy "
                                  f"not compared"))
+    top = names[-1]
+    g = results.get("gate_targets", {}).get(top, {})
+    if g.get("reached"):
+        c, d = g["mac_cut"], g["acc_difference"]
+        rows.append(Headline(f"cascade MAC cut at {top}'s accuracy, learned exit gate (×)", c["value"], c["low"],
+                             c["high"], f"{s['level']:.0%} bootstrap CI over test images",
+                             f"ptflops MACs, {s['dataset']} test; logistic gate per stage trained on validation; "
+                             f"accuracy {'matched' if d['matched'] else 'not matched'}"))
+    for rule, sp in results.get("speedup", {}).items():
+        for key, what in (("batched", "in batches"), ("one_image_mean", "one image at a time, mean latency")):
+            rows.append(Headline(f"cascade wall-clock speed-up over {top}, {rule}, {what} (×)", sp[key],
+                                 interval="one timing run", setting=f"{s['dataset']} test images, this run's machine "
+                                 f"({s.get('latency_images', '?')} images one at a time); at {top}'s accuracy target"))
+    cal = results.get("calibration", [])
+    if cal:
+        e0, e1 = cal[-1]["test_ece_raw"], cal[-1]["test_ece_calibrated"]
+        for key, e, what in (("raw", e0, "raw"), ("calibrated", e1, "temperature-scaled (T fitted on validation)")):
+            rows.append(Headline(f"top stage's test ECE, {what}", e["value"], e["low"], e["high"],
+                                 f"{s['level']:.0%} bootstrap CI over test images",
+                                 f"{top}, {s['dataset']} test, {s.get('ece_bins', 15)} equal-width bins"))
     rep = results["report"]
     for key, ref in (("mid", "resnet34@224"), ("top", "resnet50@224")):
         c = rep["claims"][key]

@@ -4,7 +4,9 @@ Every image is cut into the windows of a ``Grid`` (side q, stride s, top-left co
 multiples of s); every method gives class probabilities per window, stored in the cache as
 N × side × side × classes for the validation and test images with the grid beside them, so
 the fusion and Grad-CAM studies reuse them without retraining. A patch takes its image's
-label.
+label. The linear read-outs are fitted on a seeded sample of training windows and predict
+a batch of images at a time (``stream``), so memory does not grow with the data set;
+``bagnet_probe`` is the same read-out on a trained BagNet's penultimate window features.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from simplecnn.studies.patches import sift, tile2vec
+from simplecnn.studies.patches import sift, stream, tile2vec
+from simplecnn.studies.patches.compare import headline  # noqa: F401  (the summary reads it here)
+from simplecnn.studies.patches.grid import Grid, extract
+from simplecnn.studies.patches.stream import sample_windows, sampled_features, streamed_probs
 from simplecnn.core.cache import Cache
 from simplecnn.core.data import DataSplits
 from simplecnn.core.metrics import accuracy, macro_auc
@@ -29,53 +34,22 @@ from simplecnn.core.models import count_params
 from simplecnn.core.train import TrainConfig, autocast, train_model
 from simplecnn.core.complexity import macs
 
-
-@dataclass(frozen=True)
-class Grid:
-    """Square windows of side ``q`` at a ``stride`` over ``size``-pixel square images."""
-
-    q: int
-    stride: int
-    size: int
-
-    def __post_init__(self):
-        if not 1 <= self.q <= self.size:
-            raise ValueError(f"patch size q={self.q} must be between 1 and the image size {self.size}")
-        if self.stride < 1:
-            raise ValueError(f"grid stride must be at least 1, got {self.stride}")
-
-    @property
-    def side(self) -> int:
-        """Windows per row (and per column)."""
-        return (self.size - self.q) // self.stride + 1
-
-    @property
-    def count(self) -> int:
-        return self.side ** 2
-
-    def centres(self) -> torch.Tensor:
-        """side × side × 2 (y, x) pixel centres of the windows."""
-        c = torch.arange(self.side) * self.stride + (self.q - 1) / 2
-        return torch.stack(torch.meshgrid(c, c, indexing="ij"), -1)
-
-
-def extract(images: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """N×3×H×W images → N × P × 3 × q × q windows, row-major over the grid (views, no copy)."""
-    if images.shape[-1] != grid.size or images.shape[-2] != grid.size:
-        raise ValueError(f"images are {tuple(images.shape[-2:])} px but the grid is for {grid.size} px")
-    w = images.unfold(2, grid.q, grid.stride).unfold(3, grid.q, grid.stride)  # N×3×side×side×q×q
-    return w.permute(0, 2, 3, 1, 4, 5).reshape(len(images), grid.count, 3, grid.q, grid.q)
+__all__ = ["Grid", "extract", "LinearOptions", "BagNetOptions", "METHODS", "patch_predictions", "evaluate",
+           "true_class", "to_pixels", "window_means", "PatchStudy", "load_study", "headline"]
 
 
 # --- the linear read-out shared by the feature methods --------------------------------
 
+def _logistic(c: float, max_iter: int = 1000):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
+
+
 def fit_linear(features: np.ndarray, labels: np.ndarray, max_patches: int, c: float, seed: int):
-    """Standardise + multinomial logistic regression on (a seeded sample of) patch features."""
-    flat, y = features.reshape(-1, features.shape[-1]), np.repeat(labels, features.shape[1])
-    if len(flat) > max_patches:
-        keep = np.random.default_rng(seed).choice(len(flat), max_patches, replace=False)
-        flat, y = flat[keep], y[keep]
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)).fit(flat, y)
+    """Standardise + multinomial logistic regression on (a seeded sample of) patch features
+    held in memory (N × P × D): the reference the streamed path (``stream``) reproduces."""
+    n, p = features.shape[:2]
+    keep = sample_windows(n, p, max_patches, seed)
+    return _logistic(c).fit(features.reshape(-1, features.shape[-1])[keep], labels[keep // p])
 
 
 def linear_probs(clf, features: np.ndarray, grid: Grid) -> torch.Tensor:
@@ -87,56 +61,71 @@ def linear_probs(clf, features: np.ndarray, grid: Grid) -> torch.Tensor:
 @dataclass(frozen=True)
 class LinearOptions:
     c: float = 1.0  # inverse L2 strength
-    max_patches: int = 40_000  # training patches the classifier is fitted on (sampled)
+    max_patches: int = 40_000  # training windows the classifier is fitted on (a seeded sample)
+    batch_images: int = 64  # images featurised per call (bounds memory; does not change results)
+
+
+def _sample(data: DataSplits, grid: Grid, featurize, linear: LinearOptions, seed: int, on_windows: bool = True
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the training sample of windows, a batch of images at a time."""
+    index = sample_windows(len(data.train), grid.count, linear.max_patches, seed)
+    x = sampled_features(data.train.images, grid, featurize, index, linear.batch_images, on_windows)
+    return x, data.train.labels.numpy()[index // grid.count]
 
 
 def _feature_method(featurize: Callable[[torch.Tensor], np.ndarray], data: DataSplits, grid: Grid,
-                    linear: LinearOptions, seed: int, fit_start: float) -> tuple[dict, dict[str, np.ndarray]]:
-    """Fit the linear read-out on training-patch features and predict val and test patches;
-    returns the result and the features of each split."""
-    features = {"train": featurize(extract(data.train.images, grid))}
-    clf = fit_linear(features["train"], data.train.labels.numpy(), linear.max_patches, linear.c, seed)
-    out = {"train_s": time.perf_counter() - fit_start, "linear_params": int(clf[-1].coef_.size + clf[-1].intercept_.size)}
+                    linear: LinearOptions, seed: int, fit_start: float, on_windows: bool = True,
+                    sample: tuple[np.ndarray, np.ndarray] | None = None,
+                    summarise: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[dict, dict]:
+    """Fit the linear read-out on the training sample (``sample``, or featurised here) and
+    predict every val and test window, streamed; returns the result and, with
+    ``summarise``, its per-image rows for val and test (from the same features)."""
+    x, y = sample if sample is not None else _sample(data, grid, featurize, linear, seed, on_windows)
+    clf = _logistic(linear.c).fit(x, y)
+    out = {"train_s": time.perf_counter() - fit_start, "linear_params": int(clf[-1].coef_.size + clf[-1].intercept_.size),
+           "train_windows": int(len(x))}
+    rows = {}
     for split in ("val", "test"):
         t0 = time.perf_counter()
-        features[split] = featurize(extract(getattr(data, split).images, grid))
-        out[split] = linear_probs(clf, features[split], grid)
+        out[split], rows[split] = streamed_probs(clf, getattr(data, split).images, grid, featurize,
+                                                 linear.batch_images, on_windows, summarise)
         out[f"{split}_s"] = time.perf_counter() - t0
-    return out, features
+    return out, rows
 
 
 # --- the methods ------------------------------------------------------------------------
 
 def run_sift(data: DataSplits, grid: Grid, options: dict, linear: LinearOptions, seed: int) -> dict:
     """Dense SIFT + linear per window; and, from the same descriptors, the bag-of-visual-words
-    image classifier (k-means codebook of ``codebook`` words, histogram, linear) as image-level
-    reference (``bovw_val``, ``bovw_test``: N × classes)."""
+    image classifier (k-means codebook of ``codebook`` words fitted on the training sample,
+    histogram, linear) as image-level reference (``bovw_val``, ``bovw_test``: N × classes).
+    Histograms are accumulated a batch of images at a time, like the window predictions."""
     start = time.perf_counter()
-    out, features = _feature_method(sift.patch_descriptors, data, grid, linear, seed, start)
+    featurize = lambda w: sift.patch_descriptors(w, progress=False)  # noqa: E731
+    x, y = _sample(data, grid, featurize, linear, seed)
+    codebook = sift.fit_codebook(x, options.get("codebook", 256), seed, linear.max_patches)
+    summarise = lambda f: sift.bovw_histograms(f, codebook)  # noqa: E731
+    out, hist = _feature_method(featurize, data, grid, linear, seed, start, sample=(x, y), summarise=summarise)
     t0 = time.perf_counter()
-    codebook = sift.fit_codebook(features["train"], options.get("codebook", 256), seed, linear.max_patches)
-    hist = {k: sift.bovw_histograms(v, codebook) for k, v in features.items()}
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=linear.c, max_iter=500)).fit(
-        hist["train"], data.train.labels.numpy())
+    train_hist = np.concatenate([summarise(f) for f in stream.stream_features(data.train.images, grid, featurize,
+                                                                              linear.batch_images)])
+    clf = _logistic(linear.c, 500).fit(train_hist, data.train.labels.numpy())
     bovw = {f"bovw_{k}": torch.from_numpy(clf.predict_proba(hist[k]).astype(np.float32)) for k in ("val", "test")}
     return {**out, **bovw, "bovw_train_s": time.perf_counter() - t0, "params": out["linear_params"],
             "macs_per_patch": None}
 
 
 def run_pixels(data: DataSplits, grid: Grid, options: dict, linear: LinearOptions, seed: int) -> dict:
-    """Raw pixels → PCA (``components``, fitted on training patches) → linear: the floor."""
+    """Raw pixels → PCA (``components``, fitted on the training sample) → linear: the floor."""
     start = time.perf_counter()
-    train = extract(data.train.images, grid).reshape(len(data.train), grid.count, -1)
-    rng = np.random.default_rng(seed)
-    flat = train.reshape(-1, train.shape[-1])
-    sample = flat[torch.as_tensor(rng.choice(len(flat), min(len(flat), linear.max_patches), replace=False))]
-    k = min(options.get("components", 64), sample.shape[1])
-    pca = PCA(k, svd_solver="randomized", random_state=seed).fit(sample.float().numpy() / 255)
+    raw = lambda w: w.reshape(*w.shape[:2], -1).float().numpy() / 255  # noqa: E731
+    x, y = _sample(data, grid, raw, linear, seed)
+    k = min(options.get("components", 64), x.shape[1])
+    pca = PCA(k, svd_solver="randomized", random_state=seed).fit(x)
 
     def featurize(patches: torch.Tensor) -> np.ndarray:
-        flat = patches.reshape(-1, patches[0, 0].numel()).float().numpy() / 255
-        return pca.transform(flat).astype(np.float32).reshape(*patches.shape[:2], k)
-    out, _ = _feature_method(featurize, data, grid, linear, seed, start)
+        return pca.transform(raw(patches).reshape(-1, x.shape[1])).astype(np.float32).reshape(*patches.shape[:2], k)
+    out, _ = _feature_method(featurize, data, grid, linear, seed, start, sample=(pca.transform(x).astype(np.float32), y))
     d = grid.q * grid.q * 3
     return {**out, "params": out["linear_params"] + pca.components_.size,
             "macs_per_patch": d * k + out["linear_params"]}
@@ -153,22 +142,40 @@ def run_tile2vec(data: DataSplits, grid: Grid, options: dict, linear: LinearOpti
             "macs_per_patch": encoder_macs + out["linear_params"], "triplet_loss": losses}
 
 
-@torch.no_grad()
-def bagnet_patch_logits(model: nn.Module, images: torch.Tensor, grid: Grid, batch_size: int = 256) -> torch.Tensor:
-    """N × side × side × classes logits of a trained BagNet (``Normalize`` + ``BagNet``) on ``grid``."""
-    norm, bag = model[0], model[1]
+def _check_bagnet_grid(bag: nn.Module, grid: Grid) -> int:
     if grid.stride % bag.stride or grid.q != bag.q:
         raise ValueError(f"a BagNet-{bag.q} gives windows of side {bag.q} every {bag.stride} px; the grid "
                          f"(q={grid.q}, stride {grid.stride}) needs q = {bag.q} and a stride that is a multiple "
                          f"of {bag.stride}")
-    step = grid.stride // bag.stride
+    return grid.stride // bag.stride
+
+
+@torch.no_grad()
+def _bagnet_maps(model: nn.Module, images: torch.Tensor, grid: Grid, features: bool, batch_size: int) -> torch.Tensor:
+    """N × side × side × (classes or channels): a BagNet's window logits, or with
+    ``features`` its penultimate window features (the head's input), on ``grid``."""
+    norm, bag = model[0], model[1]
+    step = _check_bagnet_grid(bag, grid)
     out = []
     model.eval()
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].float().div_(255).contiguous(memory_format=torch.channels_last)
         with autocast(x.device):
-            out.append(bag.patch_logits(norm(x)).float()[:, :, ::step, ::step][:, :, :grid.side, :grid.side])
+            maps = bag.stages(bag.stem(norm(x))) if features else bag.patch_logits(norm(x))
+            out.append(maps.float()[:, :, ::step, ::step][:, :, :grid.side, :grid.side].cpu())
     return torch.cat(out).permute(0, 2, 3, 1).contiguous()
+
+
+def bagnet_patch_logits(model: nn.Module, images: torch.Tensor, grid: Grid, batch_size: int = 256) -> torch.Tensor:
+    """N × side × side × classes logits of a trained BagNet (``Normalize`` + ``BagNet``) on ``grid``."""
+    return _bagnet_maps(model, images, grid, False, batch_size)
+
+
+def bagnet_window_features(model: nn.Module, images: torch.Tensor, grid: Grid, batch_size: int = 256) -> np.ndarray:
+    """N × P × channels penultimate features of a trained BagNet's windows (what its linear
+    head reads), computed for whole images (windows share computation)."""
+    maps = _bagnet_maps(model, images, grid, True, batch_size)
+    return maps.reshape(len(images), grid.count, -1).numpy()
 
 
 @dataclass(frozen=True)
@@ -179,11 +186,12 @@ class BagNetOptions:
     batch_size: int = 128
     lr: float = 0.1
     weight_decay: float = 5e-4
+    cpu_bf16: bool = False  # bf16 autocast on the CPU too (TrainConfig.cpu_bf16)
 
 
 def train_bagnet(data: DataSplits, q: int, options: BagNetOptions, seed: int, cache: Cache):
     config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
-                         weight_decay=options.weight_decay, seed=seed)
+                         weight_decay=options.weight_decay, seed=seed, cpu_bf16=options.cpu_bf16)
     return train_model("bagnet", data, config, {"q": q, "width": options.width, "blocks": list(options.blocks)},
                        cache=cache)
 
@@ -191,6 +199,7 @@ def train_bagnet(data: DataSplits, q: int, options: BagNetOptions, seed: int, ca
 def run_bagnet(data: DataSplits, grid: Grid, options: dict, linear: LinearOptions, seed: int,
                cache: Cache | None = None) -> dict:
     trained = train_bagnet(data, grid.q, BagNetOptions(**options), seed, cache or Cache())
+    _check_bagnet_grid(trained.model[1], grid)
     out = {"train_s": trained.train_s, "params": count_params(trained.model)}
     for split in ("val", "test"):
         t0 = time.perf_counter()
@@ -200,8 +209,24 @@ def run_bagnet(data: DataSplits, grid: Grid, options: dict, linear: LinearOption
     return out
 
 
+def run_bagnet_probe(data: DataSplits, grid: Grid, options: dict, linear: LinearOptions, seed: int,
+                     cache: Cache | None = None) -> dict:
+    """The linear read-out of the other families (sampled training windows, per-window
+    labels) on the penultimate window features of the BagNet trained with ``options``:
+    BagNet's features without its training objective (mean logits over the image)."""
+    trained = train_bagnet(data, grid.q, BagNetOptions(**options), seed, cache or Cache())
+    start = time.perf_counter()
+    featurize = lambda imgs: bagnet_window_features(trained.model, imgs, grid)  # noqa: E731
+    out, _ = _feature_method(featurize, data, grid, linear, seed, start, on_windows=False)
+    head = trained.model[1].head
+    return {**out, "train_s": trained.train_s + out["train_s"], "probe_train_s": out["train_s"],
+            "params": count_params(trained.model) - count_params(head) + out["linear_params"],
+            "macs_per_patch": macs(trained.model[1], grid.q)}  # the head's MACs stand in for the probe's
+
+
 METHODS: dict[str, Callable[..., dict]] = {"bagnet": run_bagnet, "sift": run_sift, "tile2vec": run_tile2vec,
-                                           "pixels": run_pixels}
+                                           "pixels": run_pixels, "bagnet_probe": run_bagnet_probe}
+NEEDS_CACHE = ("bagnet", "bagnet_probe")  # methods that train (or reuse) a cached BagNet
 
 
 def patch_predictions(method: str, data: DataSplits, grid: Grid, options: dict | None = None,
@@ -209,15 +234,18 @@ def patch_predictions(method: str, data: DataSplits, grid: Grid, options: dict |
     """Per-window probabilities of ``method`` on the val and test images, from the cache or computed.
 
     The entry holds ``val`` and ``test`` (N × side × side × classes), the grid, timings
-    (``train_s``, ``val_s``, ``test_s``), ``params`` and ``macs_per_patch``.
+    (``train_s``, ``val_s``, ``test_s``), ``params`` and ``macs_per_patch``. ``bagnet_probe``
+    takes the BagNet's options. ``linear.batch_images`` bounds memory only and is not part
+    of the cache key.
     """
     if method not in METHODS:
         raise ValueError(f"unknown patch method {method!r}; known: {sorted(METHODS)}")
     cache = cache or Cache()
     options = dict(options or {})
-    spec = {"method": method, "grid": asdict(grid), "options": options, "linear": asdict(linear), "seed": seed,
+    linear_spec = {k: v for k, v in asdict(linear).items() if k != "batch_images"}
+    spec = {"method": method, "grid": asdict(grid), "options": options, "linear": linear_spec, "seed": seed,
             "data": data.spec}
-    extra = {"cache": cache} if method == "bagnet" else {}
+    extra = {"cache": cache} if method in NEEDS_CACHE else {}
 
     def compute() -> dict:
         torch.manual_seed(seed)
@@ -284,12 +312,14 @@ class PatchStudy:
 
     def predictions(self, method: str, q: int) -> dict:
         p = self.params
-        return patch_predictions(method, self.splits, self.grid(q), p[method], LinearOptions(**p["linear"]), p["seed"])
+        options = p["bagnet"] if method == "bagnet_probe" else p[method]
+        return patch_predictions(method, self.splits, self.grid(q), options, LinearOptions(**p["linear"]), p["seed"])
 
     def cnn(self):
         """The full-image CNN of the study (the ceiling)."""
         from simplecnn.core.recipes import train_recipe
-        return train_recipe(self.params["ceiling_recipe"], self.splits, epochs=self.params["ceiling_epochs"])
+        return train_recipe(self.params["ceiling_recipe"], self.splits, epochs=self.params["ceiling_epochs"],
+                            cpu_bf16=self.params.get("ceiling_cpu_bf16", False))
 
 
 def load_study(profile: str) -> PatchStudy:

@@ -43,13 +43,15 @@ def tiled_patch_logits(bagnet: BagNet, x: torch.Tensor, tile: int) -> torch.Tens
 def isolated_peak(bagnet: BagNet, kwargs: dict, image: torch.Tensor, tile: int | None) -> tuple[torch.Tensor, int]:
     """Patch logits of ``image`` (1×3×H×W, normalised) and the peak memory of computing them,
     whole (``tile`` None) or tiled, in a fresh interpreter: memory freed earlier in this
-    process stays resident and would hide the peak."""
+    process stays resident and would hide the peak. The file runs as a script, so the
+    interpreter imports torch and the core's models only (not this package's scikit-learn
+    and OpenCV)."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.pt", Path(tmp) / "out.pt"
         torch.save({"state": bagnet.state_dict(), "kwargs": kwargs, "num_classes": bagnet.head.out_channels,
                     "image": image, "tile": tile}, src)
-        done = run_isolated("import sys, runpy; sys.argv = ['tiling', *sys.argv[1:]]; "
-                            "runpy.run_module('simplecnn.studies.patches.tiling', run_name='__main__')", str(src), str(dst))
+        done = run_isolated(f"import runpy, sys; sys.argv = ['tiling', *sys.argv[1:]]; "
+                            f"runpy.run_path({__file__!r}, run_name='__main__')", str(src), str(dst))
         if done.returncode != 0:
             raise RuntimeError(f"isolated BagNet inference failed:\n{done.stderr[-2000:]}")
         out = torch.load(dst, weights_only=True)
