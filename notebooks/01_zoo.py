@@ -147,7 +147,8 @@ original.round(3)
 #   the stride of each down-sampling block sits in its middle (spatial) convolution, which
 #   then runs at the higher resolution. Moving it back into the first pointwise
 #   convolution, as in the
-#   original paper, gives exactly the lecture's multiply-adds (table above; for ResNet-50
+#   original paper, brings the counts close to the lecture's multiply-adds, which are
+#   rounded to one decimal (table above; for ResNet-50
 #   {glue:text}`resnet50_gmacs:.2f` G in torchvision against
 #   {glue:text}`resnet50_gmacs_v1:.2f` G in the original layout and
 #   {glue:text}`resnet50_gmacs_lecture` G in the lecture). ResNet-18/34 use basic blocks

@@ -70,6 +70,7 @@ def test_every_notebook_has_an_annotated_literal_parameters_cell_and_profiles():
             assert isinstance(node, ast.AnnAssign), f"{nb.name}: parameters cell holds annotated assignments only"
             ast.literal_eval(node.value)  # literals only: papermill cannot recompute derived values
         names = {n.target.id for n in body}
+        assert {"profile", "device"} <= names, f"{nb.name}: every chapter takes profile and device"
         shown = runner.notebook_parameters(nb)  # what `papermill --help-notebook` prints
         assert set(shown) == names, f"{nb.name}: papermill sees {set(shown)}"
         for name, info in shown.items():

@@ -11,7 +11,7 @@ import torch
 
 from simplecnn.core.paths import ROOT
 
-pytestmark = pytest.mark.slow
+
 
 SCRIPT = '''
 import sys
@@ -44,6 +44,7 @@ def train(tmp_path, nproc: int) -> dict:
     return torch.load(out, weights_only=True)
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_weights_of_one(tmp_path):
     one, two = train(tmp_path, 1), train(tmp_path, 2)
     for name in one:
@@ -51,6 +52,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path):
     assert any((one[n] != 0).any() for n in one)
 
 
+@pytest.mark.slow
 def test_train_model_with_two_processes_lands_in_the_cache(tmp_path):
     from conftest import separable_task
 
@@ -63,3 +65,17 @@ def test_train_model_with_two_processes_lands_in_the_cache(tmp_path):
     assert trained.spec["processes"] == 2 and len(trained.history) == 2
     assert cache.load("model", trained.spec) is not None
     assert (trained.logits(data.test, "test").argmax(1) == data.test.labels).float().mean() > 0.6
+
+
+def test_simplecnn_nproc_sets_the_processes_of_every_run(monkeypatch):
+    from simplecnn.core.train import processes
+    monkeypatch.delenv("SIMPLECNN_NPROC", raising=False)
+    assert processes() == 1
+    monkeypatch.setenv("SIMPLECNN_NPROC", "4")
+    assert processes() == 4
+    monkeypatch.setenv("LOCAL_RANK", "0")  # inside a torchrun rank: the launcher already distributes
+    assert processes() == 1
+    monkeypatch.delenv("LOCAL_RANK")
+    monkeypatch.setenv("SIMPLECNN_NPROC", "two")
+    with pytest.raises(ValueError, match="SIMPLECNN_NPROC"):
+        processes()

@@ -152,3 +152,16 @@ def test_one_of_leaves_a_share_untouched_and_applies_one_each():
     assert 150 < same < 260  # about a third untouched (identity), a few flips of symmetric noise aside
     with pytest.raises(ValueError, match="unknown augmentation"):
         augment.build_pipeline(["oneof:flip+warp"])
+
+
+def test_hsv_conversion_round_trips_and_shifts_hue_like_torchvision():
+    from torchvision.transforms.v2.functional import adjust_hue
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 8, 8), generator=g, dtype=torch.uint8)
+    f = x.float() / 255
+    assert torch.allclose(augment.hsv_to_rgb(augment.rgb_to_hsv(f)), f, atol=1e-6)
+    hsv = augment.rgb_to_hsv(f)
+    shifted = torch.stack(((hsv[:, 0] + 0.25).remainder(1.0), hsv[:, 1], hsv[:, 2]), 1)
+    ours = augment.to_uint8(augment.hsv_to_rgb(shifted)).int()
+    theirs = adjust_hue(x, 0.25).int()  # torchvision's public API, one factor for the batch
+    assert (ours - theirs).abs().max() <= 1

@@ -102,24 +102,49 @@ def rotate(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int)
     return _affine(x, theta)
 
 
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W RGB in [0, 1] to HSV in [0, 1] (hue in turns)."""
+    r, g, b = x.unbind(1)
+    v, _ = x.max(1)
+    c = v - x.min(1).values
+    safe = torch.where(c > 0, c, torch.ones_like(c))
+    h = torch.where(v == r, ((g - b) / safe) % 6, torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    h = torch.where(c > 0, h / 6, torch.zeros_like(h))
+    s = torch.where(v > 0, c / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
+    return torch.stack((h, s, v), 1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``rgb_to_hsv``."""
+    h, s, v = x.unbind(1)
+    k = lambda n: (n + h * 6) % 6  # noqa: E731
+    f = lambda n: v - v * s * (torch.minimum(k(n), 4 - k(n)).clamp(0, 1))  # noqa: E731
+    return torch.stack((f(5), f(3), f(1)), 1)
+
+
+def to_uint8(f: torch.Tensor) -> torch.Tensor:
+    return (f * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def jitter_bcs(x: torch.Tensor, g: torch.Generator, low: float = 0.5, high: float = 1.5) -> torch.Tensor:
+    """Brightness, contrast and saturation, each by one factor in [low, high] per image, in
+    ColorJitter's order and formulas; returns floats in [0, 1] (hue is the caller's)."""
+    gray = lambda t: (0.299 * t[:, 0] + 0.587 * t[:, 1] + 0.114 * t[:, 2]).unsqueeze(1)  # noqa: E731
+    f = x.float() / 255
+    f = f * _per_image_uniform(x, g, low, high).view(-1, 1, 1, 1)
+    c = _per_image_uniform(x, g, low, high).view(-1, 1, 1, 1)
+    f = (c * f + (1 - c) * gray(f).mean((2, 3), keepdim=True)).clamp(0, 1)
+    s = _per_image_uniform(x, g, low, high).view(-1, 1, 1, 1)
+    return (s * f + (1 - s) * gray(f)).clamp(0, 1)
+
+
 @register("color")
 def color(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
     """Brightness, contrast and saturation factors in [0.5, 1.5] and a hue shift in ±0.5 turn,
     per image (source 004's fifth augmentation, read as torchvision's ColorJitter(.5, .5, .5, .5))."""
-    # private helpers of the pinned torchvision: its adjust_hue takes one factor per batch
-    from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
-
-    f = x.float() / 255
-    f = f * _per_image_uniform(x, g, 0.5, 1.5).view(-1, 1, 1, 1)
-    gray = (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2]).unsqueeze(1)
-    c = _per_image_uniform(x, g, 0.5, 1.5).view(-1, 1, 1, 1)
-    f = (c * f + (1 - c) * gray.mean((2, 3), keepdim=True)).clamp(0, 1)
-    gray = (0.299 * f[:, 0] + 0.587 * f[:, 1] + 0.114 * f[:, 2]).unsqueeze(1)
-    s = _per_image_uniform(x, g, 0.5, 1.5).view(-1, 1, 1, 1)
-    f = (s * f + (1 - s) * gray).clamp(0, 1)
-    h, s_, v = _rgb_to_hsv(f).unbind(1)  # torchvision's adjust_hue, with one factor per image
+    h, s, v = rgb_to_hsv(jitter_bcs(x, g)).unbind(1)
     h = (h + _per_image_uniform(x, g, -0.5, 0.5).view(-1, 1, 1)).remainder(1.0)
-    return (_hsv_to_rgb(torch.stack((h, s_, v), 1)) * 255).round_().clamp_(0, 255).to(torch.uint8)
+    return to_uint8(hsv_to_rgb(torch.stack((h, s, v), 1)))
 
 
 def mirror(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:

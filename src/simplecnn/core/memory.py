@@ -23,6 +23,8 @@ import psutil
 import torch
 from torch import nn
 
+from simplecnn.core.paths import dry_run
+
 T = TypeVar("T")
 
 
@@ -95,7 +97,18 @@ def peak_bytes(fn: Callable[[], T], reset: Callable[[], bool] = _clear_refs) -> 
 
 
 def train_step_peak(model: nn.Module, batch: int, resolution: int, num_classes: int) -> int:
-    """Peak bytes one SGD step (forward, backward, momentum update) adds, measured in-process."""
+    """Peak bytes one SGD step (forward, backward, momentum update) adds, measured in-process.
+
+    A warm-up step of one image on a throw-away copy comes first: a fresh process loads
+    lazy modules and kernels on its first step (about 190 MB here), which is not the
+    step's memory."""
+    import copy
+    warm = copy.deepcopy(model).train()
+    warm_opt = torch.optim.SGD(warm.parameters(), lr=0.01, momentum=0.9)
+    out = warm(torch.randn(1, 3, resolution, resolution))
+    nn.functional.cross_entropy(out if isinstance(out, torch.Tensor) else out[0], torch.zeros(1, dtype=torch.long)).backward()
+    warm_opt.step()
+    del warm, warm_opt, out
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, resolution, resolution)
@@ -126,8 +139,14 @@ def measure_train_step_peak(builder: str, model_name: str, batch: int, resolutio
                             num_classes: int = 1000) -> int:
     """``train_step_peak`` in a fresh interpreter (nothing else in its memory) of the model
     that ``builder`` (``"package.module:function"``, called as ``function(name, classes)``)
-    builds: core code measures any study's models without importing the study."""
+    builds: core code measures any study's models without importing the study. In a dry
+    run (which proves code paths, not numbers) it returns ``training_estimate`` instead.
+    """
     module, function = builder.split(":")
+    if dry_run():
+        import importlib
+        model = getattr(importlib.import_module(module), function)(model_name, num_classes)
+        return training_estimate(model, batch, resolution)
     args = json.dumps([module, function, model_name, batch, resolution, num_classes])
     code = ("import importlib,json,sys; from simplecnn.core.memory import train_step_peak;"
             "m,f,n,b,r,c=json.loads(sys.argv[1]); build=getattr(importlib.import_module(m),f);"

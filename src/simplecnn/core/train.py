@@ -11,6 +11,7 @@ would have: on the CPU the same seed gives the same weights.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -279,9 +280,21 @@ def build_normalized(name: str, data: DataSplits, model_kwargs: dict, seed: int,
     return model
 
 
+def processes() -> int:
+    """Processes each training run uses: ``SIMPLECNN_NPROC`` (e.g. the machine's GPU count, so
+    that ``SIMPLECNN_NPROC=8 make book PROFILE=paper`` trains every model on eight GPUs), else 1.
+    Inside a torchrun rank it is 1: the launcher is already distributing."""
+    if distributed.rank_and_world()[1] > 1 or os.environ.get("LOCAL_RANK") is not None:
+        return 1
+    value = os.environ.get("SIMPLECNN_NPROC", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"SIMPLECNN_NPROC must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def train_model(name: str, data: DataSplits, config: TrainConfig, model_kwargs: dict | None = None,
                 cache: Cache | None = None, device: torch.device | str | None = None,
-                track_val: bool = True, nproc: int = 1) -> Trained:
+                track_val: bool = True, nproc: int | None = None) -> Trained:
     """Train a registered model on ``data.train`` or take it from the cache.
 
     The cache key covers the model (name and arguments), the data spec, the training config
@@ -294,6 +307,7 @@ def train_model(name: str, data: DataSplits, config: TrainConfig, model_kwargs: 
     cache = cache or Cache()
     model_kwargs = dict(model_kwargs or {})
     device = resolve_device(device or "auto")
+    nproc = nproc or processes()
     spec = {"model": {"name": name, **model_kwargs}, "data": data.spec, "train": asdict(config),
             "device": device_key(device), **({"processes": nproc} if nproc > 1 else {}),
             **({"dry_run": True} if dry_run() else {})}

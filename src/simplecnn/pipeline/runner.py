@@ -97,8 +97,30 @@ def check_names(given: dict, known: dict, where: str) -> None:
         raise ValueError(f"{where}: unknown parameter(s) {unknown}; known parameters: {sorted(known)}")
 
 
+# A dry run is the profile with these counts capped (images timed or attributed, resamples,
+# map sizes): it proves architectures, resolutions and batch sizes, which it never changes,
+# and how many images a loop visits only decides how long the proof takes on a CPU.
+DRY_RUN_CAPS = {"curve_images": 8, "sanity_images": 4, "heatmap_images": 2, "throughput_images": 16,
+                "latency_images": 4, "timing_repeats": 1, "bootstrap_rounds": 20, "bootstrap": 20,
+                "stability_rounds": 4, "grid_size": 8, "zoom_size": 8, "ig_steps": 4, "steps": 4,
+                "memory_size": 256, "train_memory_sizes": 1}  # lists: their first items
+
+
+def dry_run_caps(params: dict) -> dict:
+    """``params`` with ``DRY_RUN_CAPS`` applied: the smaller number wins; a list keeps its
+    first ``cap`` items."""
+    def cap(key, value):
+        if key not in DRY_RUN_CAPS or isinstance(value, bool):
+            return value
+        if isinstance(value, list):
+            return value[:DRY_RUN_CAPS[key]]
+        return min(value, DRY_RUN_CAPS[key]) if isinstance(value, int) else value
+    return {k: cap(k, v) for k, v in params.items()}
+
+
 def parameters(notebook: Path, profile: str | Path = DEFAULT_PROFILE, overrides: dict | None = None) -> dict:
-    """All parameters of ``notebook``: its cell's values, then the profile's, then ``overrides``."""
+    """All parameters of ``notebook``: its cell's values, then the profile's, then ``overrides``
+    (in a dry run, counts capped by ``DRY_RUN_CAPS``)."""
     cell = notebook_parameters(notebook)
     params = {name: p["default"] for name, p in cell.items()}
     path = profile_dir(profile) / f"{study_name(notebook)}.yml"
@@ -109,7 +131,7 @@ def parameters(notebook: Path, profile: str | Path = DEFAULT_PROFILE, overrides:
     check_names(overrides or {}, cell, f"overrides for {Path(notebook).name}")
     params.update(overrides or {})
     params["profile"] = profile_name(profile)
-    return params
+    return dry_run_caps(params) if dry_run() else params
 
 
 def code_digest() -> str:

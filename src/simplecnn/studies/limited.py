@@ -55,51 +55,25 @@ ANCHORS = pd.DataFrame([  # reference points quoted in the chapter (params in mi
 
 # --- the fifth augmentation: hue as the paper states it -----------------------------------
 
-def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """N×3×H×W RGB in [0, 1] to HSV in [0, 1] (hue in turns)."""
-    r, g, b = x.unbind(1)
-    v, _ = x.max(1)
-    c = v - x.min(1).values
-    safe = torch.where(c > 0, c, torch.ones_like(c))
-    h = torch.where(v == r, ((g - b) / safe) % 6, torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4))
-    h = torch.where(c > 0, h / 6, torch.zeros_like(h))
-    s = torch.where(v > 0, c / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
-    return torch.stack((h, s, v), 1)
-
-
-def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    h, s, v = x.unbind(1)
-    k = lambda n: (n + h * 6) % 6  # noqa: E731
-    f = lambda n: v - v * s * (torch.minimum(k(n), 4 - k(n)).clamp(0, 1))  # noqa: E731
-    return torch.stack((f(5), f(3), f(1)), 1)
-
-
 def scale_hue(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """Multiply each uint8 image's hue (in turns, modulo one) by its factor.
 
     The paper's fifth augmentation changes hue "between 0.5 and 1.5 of the original value";
     torchvision's ColorJitter(hue=0.5) instead adds up to half a turn, which randomises
     colour entirely. Scaling keeps reds (hue 0) red and moves other hues in proportion."""
-    hsv = _rgb_to_hsv(x.float() / 255)
+    hsv = augment.rgb_to_hsv(x.float() / 255)
     h = (hsv[:, 0] * factors.to(x.device).view(-1, 1, 1)).remainder(1.0)
-    rgb = _hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), 1))
-    return (rgb * 255).round_().clamp_(0, 255).to(torch.uint8)
+    return augment.to_uint8(augment.hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), 1)))
 
 
 @augment.register("color_hue_scale")
 def color_hue_scale(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:
     """Source 004's fifth augmentation as written: brightness, contrast and saturation
     factors in [0.5, 1.5] (as core's ``color``) and a hue *factor* in [0.5, 1.5]."""
-    f = x.float() / 255
     low, high = COLOR_RANGE
-    factor = lambda: (low + (high - low) * torch.rand(len(x), generator=g)).to(x.device).view(-1, 1, 1, 1)  # noqa: E731
-    f = f * factor()
-    gray = lambda t: (0.299 * t[:, 0] + 0.587 * t[:, 1] + 0.114 * t[:, 2]).unsqueeze(1)  # noqa: E731
-    c = factor()
-    f = (c * f + (1 - c) * gray(f).mean((2, 3), keepdim=True)).clamp(0, 1)
-    s = factor()
-    f = (s * f + (1 - s) * gray(f)).clamp(0, 1)
-    return scale_hue((f * 255).round().to(torch.uint8), factor().flatten())
+    f = augment.jitter_bcs(x, g, low, high)
+    hue = low + (high - low) * torch.rand(len(x), generator=g)
+    return scale_hue((f * 255).round().to(torch.uint8), hue)
 
 
 def augmentations(hue: str = "scale") -> tuple[str, ...]:
