@@ -43,7 +43,6 @@ seed: int = 0  # seed of the bootstrap
 import time
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import seaborn as sns
 from myst_nb import glue
 

@@ -28,7 +28,7 @@
 # %% tags=["parameters"]
 profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu, gpu or paper
 device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
-beside: str = "paper"  # profiles (comma-separated) shown beside this one's, each only where its results exist
+beside: str = "gpu,paper"  # profiles (comma-separated) shown beside this one's, each only where its results exist
 
 # %%
 import time

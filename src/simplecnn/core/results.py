@@ -10,7 +10,6 @@ writes ``results/``, a run with ``--out`` or a sweep writes only into its own fo
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import time
@@ -18,8 +17,6 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from simplecnn.core.io import atomic_write_bytes
 from simplecnn.core.device import device_description

@@ -226,6 +226,16 @@ def ranking_auc(score: torch.Tensor | np.ndarray, correct: torch.Tensor | np.nda
 
 # --- threshold maps ---------------------------------------------------------------------
 
+def _grid_dims(scores: list, correct: list, stage_cost: list, thresholds: list[torch.Tensor]) -> list[int]:
+    """The threshold axes' lengths, after checking that the stages' inputs agree."""
+    n = len(scores)
+    if not (len(correct) == len(stage_cost) == n and len(thresholds) == n - 1):
+        raise ValueError(f"{n} stages need {n} scores, correctness vectors and costs, and {n - 1} threshold grids")
+    for t in thresholds:
+        check_thresholds(t)
+    return [len(t) for t in thresholds]
+
+
 def check_thresholds(thresholds: torch.Tensor) -> None:
     if ((thresholds < 0) | (thresholds > 1)).any():
         raise ValueError("thresholds must lie in [0, 1] (a confidence above δ_p leaves at stage p); got "
@@ -243,11 +253,7 @@ def simulate(scores: list[torch.Tensor], correct: list[torch.Tensor], stage_cost
     ``stage_fractions``.
     """
     n = len(scores)
-    if not (len(correct) == len(stage_cost) == n and len(thresholds) == n - 1):
-        raise ValueError(f"{n} stages need {n} scores, correctness vectors and costs, and {n - 1} threshold grids")
-    for t in thresholds:
-        check_thresholds(t)
-    dims = [len(t) for t in thresholds]
+    dims = _grid_dims(scores, correct, stage_cost, thresholds)
     reach = torch.ones(*dims, len(scores[0]))  # images still in the cascade before stage p
     acc = torch.zeros(dims)
     cost = torch.zeros(dims)
@@ -355,11 +361,7 @@ def outcomes(scores: list[torch.Tensor], correct: list[torch.Tensor], stage_cost
     """Per image and threshold combination: whether the stage it leaves at is right, what it
     paid, and that stage (shape G_0 × … × G_{n-2} × N). Bootstraps weight these per image."""
     n = len(scores)
-    if not (len(correct) == len(stage_cost) == n and len(thresholds) == n - 1):
-        raise ValueError(f"{n} stages need {n} scores, correctness vectors and costs, and {n - 1} threshold grids")
-    for t in thresholds:
-        check_thresholds(t)
-    dims = [len(t) for t in thresholds]
+    dims = _grid_dims(scores, correct, stage_cost, thresholds)
     reach = torch.ones(*dims, len(scores[0]))
     right, paid, exit_at = torch.zeros_like(reach), torch.zeros_like(reach), torch.zeros_like(reach)
     for p in range(n):

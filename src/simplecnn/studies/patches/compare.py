@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from simplecnn.core.metrics import (accuracy, bootstrap_accuracy, bootstrap_counts, confidence_interval,
+from simplecnn.core.metrics import (accuracy, bootstrap_accuracy, confidence_interval,
                                     macro_auc, paired_p_value, weighted_macro_auc)
 from simplecnn.core.results import Headline
 

@@ -1,0 +1,218 @@
+"""Background windows: which windows of an image are background, how well the patch
+classifiers do on them, and whether ignoring them helps the image decision.
+
+The proposal expects majority votes over patches to suffer from background patches and
+suggests weighting windows by whether they are background (e.g. by distance from the
+centre). Here a *detector* gives every window of an image a score (higher: more likely
+object), and in each image the ``share`` of windows with the lowest scores are called
+background. Detectors: the full CNN's predicted-class Grad-CAM mass over the window
+(model-based; computed by ``studies.gradcam.patch_weights`` and passed in as scores),
+OpenCV's spectral-residual saliency mass over the window and the closeness of the window's
+centre to the image centre (both model-free). Then, on test images with bootstrap CIs over
+images (windows go with their image; one set of resamples, so differences are paired):
+
+- the patch AUC of the object and of the background windows, and their difference;
+- the image decision by the family's mean log-probability (``compare.image_scores``) over
+  all windows and over the object windows only (background weighted 0), and the change.
+
+The read-outs themselves are not refitted without background windows: the cheap version
+of "ignore background" is at aggregation, which needs the detector on test images only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from simplecnn.core.metrics import (accuracy, bootstrap_accuracy, confidence_interval, macro_auc, paired_p_value,
+                                    weighted_macro_auc)
+from simplecnn.studies.patches import window_means
+from simplecnn.studies.patches.compare import linearised_auc_bootstrap
+from simplecnn.studies.patches.grid import Grid
+
+__all__ = ["DETECTORS", "centre_scores", "saliency_maps", "saliency_scores", "background_mask",
+           "weighted_image_scores", "region_auc", "aggregation_change", "background_rows", "detector_summary",
+           "study_rows", "check_line"]
+
+DETECTORS = ("gradcam", "saliency", "centre")  # model-based, then the two model-free ones
+
+
+# --- detectors: a score per window, higher = more likely object ----------------------------
+
+def centre_scores(n_images: int, grid: Grid) -> torch.Tensor:
+    """N × side × side: minus the distance (px) of each window's centre from the image centre."""
+    centre = (grid.size - 1) / 2
+    d = (grid.centres() - centre).pow(2).sum(-1).sqrt()
+    return (-d).expand(n_images, -1, -1).clone()
+
+
+def saliency_maps(images: torch.Tensor) -> torch.Tensor:
+    """N × H × W spectral-residual saliency (Hou & Zhang, 2007; OpenCV contrib) of uint8
+    N × 3 × H × W RGB images, each map in [0, 1]."""
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"saliency needs uint8 N×3×H×W RGB images, got {images.dtype} of shape "
+                         f"{tuple(images.shape)}")
+    if not hasattr(cv2, "saliency"):
+        raise ImportError("cv2.saliency is missing: install opencv-contrib-python(-headless) instead of opencv-python")
+    detector = cv2.saliency.StaticSaliencySpectralResidual_create()
+    out = np.empty((len(images), *images.shape[-2:]), np.float32)
+    for i, img in enumerate(images.permute(0, 2, 3, 1).numpy()):
+        ok, sal = detector.computeSaliency(np.ascontiguousarray(img[..., ::-1]))  # OpenCV wants BGR
+        if not ok:
+            raise RuntimeError(f"OpenCV's spectral-residual saliency failed on image {i}")
+        out[i] = sal
+    return torch.from_numpy(out)
+
+
+def saliency_scores(images: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """N × side × side: the mean spectral-residual saliency over each window."""
+    return window_means(saliency_maps(images), grid)
+
+
+def background_mask(scores: torch.Tensor, share: float, seed: int = 0) -> torch.Tensor:
+    """N × side × side bool, True on background: in each image the round(share · P) windows
+    with the lowest scores (at least one window of each kind). Ties (a ring of windows
+    equally far from the centre, a ReLU'd map's zeros) are broken in a seeded random order,
+    so the count is exact and no side of the grid is favoured."""
+    if not 0 < share < 1:
+        raise ValueError(f"the background share must be strictly between 0 and 1, got {share}")
+    flat = scores.flatten(1).double()
+    p = flat.shape[1]
+    if p < 2:
+        raise ValueError("a grid of one window has no background/object split; use a smaller q or stride")
+    k = min(p - 1, max(1, int(round(share * p))))
+    shuffle = torch.rand(flat.shape, generator=torch.Generator().manual_seed(seed)).argsort(1)
+    ranked = torch.sort(flat.gather(1, shuffle), dim=1, stable=True).indices[:, :k]
+    mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, shuffle.gather(1, ranked), True)
+    return mask.reshape(scores.shape)
+
+
+# --- scores -------------------------------------------------------------------------------
+
+def weighted_image_scores(probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """N × classes image probabilities: softmax of the ``weights``-weighted mean of the
+    windows' log-probabilities (weights N × side × side, ≥ 0, each image's summing above
+    0); with equal weights this is ``compare.image_scores(probs, "mean_logit")``."""
+    n, c = len(probs), probs.shape[-1]
+    w = weights.reshape(n, -1, 1).double()
+    if (w < 0).any() or (w.sum(1) <= 0).any():
+        raise ValueError("window weights must be non-negative with a positive sum in every image")
+    logp = probs.reshape(n, -1, c).double().clamp_min(torch.finfo(torch.float32).tiny).log()
+    return torch.softmax((w * logp).sum(1) / w.sum(1), -1)
+
+
+def region_auc(probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, counts: np.ndarray
+               ) -> tuple[float, np.ndarray]:
+    """Macro one-vs-rest AUC of the windows where ``mask`` holds (each labelled by its image)
+    and its value in each resample of images (``counts``, linearised as in ``compare``)."""
+    n, c = len(probs), probs.shape[-1]
+    keep = mask.reshape(n, -1).numpy()
+    scores = probs.reshape(n, -1, c).double().numpy()[keep]
+    owner = np.nonzero(keep)[0]
+    return linearised_auc_bootstrap(scores, labels.numpy()[owner], owner, counts)
+
+
+def aggregation_change(probs: torch.Tensor, labels: torch.Tensor, background: torch.Tensor, counts: np.ndarray
+                       ) -> tuple[dict, dict]:
+    """Image accuracy and macro AUC by mean log-probability over all windows and over the
+    object windows only (background weighted 0), their changes with paired CIs; and the
+    resampled changes (for summaries across rows)."""
+    y = labels.numpy()
+    row, boot = {}, {}
+    for name, weights in (("all", torch.ones(background.shape)), ("object", (~background).double())):
+        s = weighted_image_scores(probs, weights).numpy()
+        row[f"image_acc_{name}"], row[f"image_auc_{name}"] = accuracy(s, y), macro_auc(s, y)
+        boot[f"image_acc_{name}"] = bootstrap_accuracy(s.argmax(1) == y, counts)
+        boot[f"image_auc_{name}"] = weighted_macro_auc(s, y, counts)
+    for metric in ("image_acc", "image_auc"):
+        for name in ("all", "object"):
+            key = f"{metric}_{name}"
+            row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(boot[key])
+        d = boot[f"{metric}_object"] - boot[f"{metric}_all"]
+        change = f"{metric}_change"
+        row[change] = row[f"{metric}_object"] - row[f"{metric}_all"]
+        row[f"{change}_low"], row[f"{change}_high"] = confidence_interval(d)
+        row[f"{change}_p"] = paired_p_value(boot[f"{metric}_object"], boot[f"{metric}_all"])
+        row[f"{change}_resolved"] = bool(row[f"{change}_low"] > 0 or row[f"{change}_high"] < 0)
+        boot[change] = d
+    return row, boot
+
+
+def background_rows(probs: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, share: float,
+                    counts: np.ndarray) -> tuple[dict, dict]:
+    """One family's test windows (N × side × side × classes) against one detector's window
+    ``scores``: patch AUC on object and background windows (and object − background) and
+    the image decision with and without the background windows, all with CIs; and the
+    resampled differences ``auc_gap``, ``image_acc_change``, ``image_auc_change``."""
+    if scores.shape != probs.shape[:3]:
+        raise ValueError(f"detector scores are {tuple(scores.shape)} but the windows are {tuple(probs.shape[:3])}; "
+                         f"score the same images on the same grid")
+    background = background_mask(scores, share)
+    row, boot = {"share": share}, {}
+    for region, mask in (("object", ~background), ("background", background)):
+        row[f"patch_auc_{region}"], boot[region] = region_auc(probs, labels, mask, counts)
+        row[f"patch_auc_{region}_low"], row[f"patch_auc_{region}_high"] = confidence_interval(boot[region])
+    gap = boot["object"] - boot["background"]
+    row["auc_gap"] = row["patch_auc_object"] - row["patch_auc_background"]
+    row["auc_gap_low"], row["auc_gap_high"] = confidence_interval(gap)
+    row["auc_gap_resolved"] = bool(row["auc_gap_low"] > 0 or row["auc_gap_high"] < 0)
+    agg, agg_boot = aggregation_change(probs, labels, background, counts)
+    return {**row, **agg}, {"auc_gap": gap, "image_acc_change": agg_boot["image_acc_change"],
+                            "image_auc_change": agg_boot["image_auc_change"]}
+
+
+def detector_summary(rows: Sequence[dict], boots: Sequence[dict]) -> dict:
+    """Mean over a detector's rows (families × q) of the patch-AUC gap (object − background)
+    and of the image accuracy and AUC changes, each with the paired CI of the mean (the
+    rows' resampled values averaged within each resample), and whether the proposal's
+    hypothesis holds for it: background windows are classified worse (gap > 0, resolved)
+    and ignoring them raises image accuracy (change > 0, resolved)."""
+    if not rows or len(rows) != len(boots):
+        raise ValueError("detector_summary needs the rows and their resamples, one for one")
+    out = {"rows": len(rows)}
+    for key in ("auc_gap", "image_acc_change", "image_auc_change"):
+        mean = np.mean([np.asarray(b[key]) for b in boots], axis=0)
+        out[key] = float(np.mean([r[key] for r in rows]))
+        out[f"{key}_low"], out[f"{key}_high"] = confidence_interval(mean)
+        out[f"{key}_resolved"] = bool(out[f"{key}_low"] > 0 or out[f"{key}_high"] < 0)
+        out[f"{key}_rows_up"] = int(sum(r[f"{key}_low"] > 0 for r in rows))
+        out[f"{key}_rows_down"] = int(sum(r[f"{key}_high"] < 0 for r in rows))
+    out["background_worse"] = bool(out["auc_gap_low"] > 0)
+    out["ignoring_helps"] = bool(out["image_acc_change_low"] > 0)
+    out["hypothesis_holds"] = out["background_worse"] and out["ignoring_helps"]
+    return out
+
+
+def check_line(detector: str, summary: dict) -> str:
+    """The chapter's printed check for one detector (accuracy in points)."""
+    d, lo, hi = (round(100 * summary[k], 1) + 0.0 for k in ("image_acc_change", "image_acc_change_low",
+                                                              "image_acc_change_high"))  # + 0.0: no "-0.0"
+    g, glo, ghi = (round(summary[k], 3) + 0.0 for k in ("auc_gap", "auc_gap_low", "auc_gap_high"))
+    verdict = {k: "resolved" if summary[f"{k}_resolved"] else "not resolved"
+               for k in ("image_acc_change", "auc_gap")}
+    return (f"{detector}: ignoring background windows changes image accuracy by {d:+.1f} [{lo:+.1f}, {hi:+.1f}] "
+            f"points: {verdict['image_acc_change']}; patch AUC object − background {g:+.3f} [{glo:+.3f}, {ghi:+.3f}]: "
+            f"{verdict['auc_gap']}; hypothesis {'holds' if summary['hypothesis_holds'] else 'does not hold'}")
+
+
+def study_rows(probs: dict[tuple[str, int], torch.Tensor], labels: torch.Tensor,
+               scores: dict[tuple[str, int], torch.Tensor], share: float, counts: np.ndarray
+               ) -> tuple[list[dict], dict[str, dict]]:
+    """Every (detector, family, q) row of ``background_rows`` (``probs``: (family, q) →
+    test windows; ``scores``: (detector, q) → window scores of the same images), and per
+    detector the ``detector_summary`` over its rows."""
+    rows, boots = [], {}
+    for (detector, q), s in scores.items():
+        for (method, q_), p in probs.items():
+            if q_ != q:
+                continue
+            row, boot = background_rows(p, labels, s, share, counts)
+            rows.append({"detector": detector, "method": method, "q": q, **row})
+            boots.setdefault(detector, []).append(boot)
+    if not rows:
+        raise ValueError("no (family, q) windows share a q with the detector scores; score the chapter's grids")
+    summaries = {d: detector_summary([r for r in rows if r["detector"] == d], b) for d, b in boots.items()}
+    return rows, summaries
