@@ -36,8 +36,7 @@ data-reduced: data
 # Prove the gpu and paper profiles on this machine: every chapter with its real models and
 # resolutions, two training steps each, and each chapter's accelerator-memory estimate.
 dry-run: data
-	$(PY) -m simplecnn run --profile gpu --dry-run
-	$(PY) -m simplecnn run --profile paper --dry-run
+	$(PY) -m pytest -m dryrun -s tests/test_dry_run.py
 
 # Execute the notebooks that changed (papermill) and build the HTML (jupyter-book 1.x).
 book: data

@@ -42,6 +42,7 @@ def test_a_chapter_over_the_accelerator_limit_fails_the_dry_run(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.dryrun
 @pytest.mark.parametrize("profile", ["gpu", "paper"])
 def test_the_profile_runs_dry_on_this_cpu(profile, tmp_path):
     out = tmp_path / f"{profile}-dry"

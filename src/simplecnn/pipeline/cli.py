@@ -178,7 +178,7 @@ def _sweep(args: argparse.Namespace) -> int:
         if not values:
             raise ValueError(f"-p {name} needs at least one value")
         axes[name] = [parse_yaml_values(v) for v in values]
-    base = collect_overrides(args)
+    base = collect_overrides(argparse.Namespace(**{**vars(args), "param": None}))  # -p values are the axes
     results_from = Path(args.results_from).resolve() if args.results_from else results_root()
     folder = Path(args.out) if args.out else sweep_folder(Path(args.notebook), args.profile, axes, base)
     table = run_sweep(Path(args.notebook), axes, args.profile, args.jobs, args.scheduler, folder, base=base,
