@@ -41,20 +41,25 @@ def curve(design: str, data, config, width: float, label: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--width", type=float, default=0.25, help="the cpu width (the curves use it)")
+    parser.add_argument("--widths", type=float, nargs="+", default=None, help="widths of the img/s table")
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--batches", type=int, nargs="+", default=None, help="batches of the img/s table")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--design", default="I")
     parser.add_argument("--skip-curves", action="store_true")
     args = parser.parse_args()
 
-    print(f"training img/s at width ×{args.width}, batch {args.batch}, 32 px ({torch.get_num_threads()} threads)")
-    base = {bf16: images_per_s("cifar_resnet18", 0.25, args.batch, bf16) for bf16 in (False, True)}
-    print(f"{'plain ResNet-18 ×0.25':24s} fp32 {base[False]:7.0f}  bf16 {base[True]:7.0f}")
-    for design in limited.DESIGNS:
-        rate = {bf16: images_per_s(f"limited_{design}", args.width, args.batch, bf16) for bf16 in (False, True)}
-        print(f"{'design ' + design:24s} fp32 {rate[False]:7.0f}  bf16 {rate[True]:7.0f}  "
-              f"({rate[True] / base[False]:.2f}× the plain fp32 rate; bf16 gains {rate[True] / rate[False]:.2f}×)")
+    for batch in args.batches or [args.batch]:
+        base = {bf16: images_per_s("cifar_resnet18", 0.25, batch, bf16) for bf16 in (False, True)}
+        for width in args.widths or [args.width]:
+            print(f"training img/s at width ×{width}, batch {batch}, 32 px ({torch.get_num_threads()} threads)")
+            print(f"{'plain ResNet-18 ×0.25':24s} fp32 {base[False]:7.0f}  bf16 {base[True]:7.0f}")
+            for design in limited.DESIGNS:
+                rate = {bf16: images_per_s(f"limited_{design}", width, batch, bf16) for bf16 in (False, True)}
+                print(f"{'design ' + design:24s} fp32 {rate[False]:7.0f}  bf16 {rate[True]:7.0f}  "
+                      f"({rate[True] / base[False]:.2f}× the plain fp32 rate; bf16 gains {rate[True] / rate[False]:.2f}×)",
+                      flush=True)
     if args.skip_curves:
         return
     data = load_dataset("cifar10", 32)
