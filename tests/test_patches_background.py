@@ -131,3 +131,45 @@ def test_ties_are_broken_without_favouring_a_side():
     share = mask.float().mean(0)
     assert ((share - 0.5).abs() < 0.1).all()  # each window background in about half the images
     assert torch.equal(mask, background.background_mask(flat, 0.5))  # seeded
+
+
+def test_object_positions_are_the_centre_windows_and_the_sample_stays_inside_them():
+    from simplecnn.studies import patches
+    from simplecnn.studies.patches import stream
+    allowed = patches.object_positions(GRID, 16 / 25)
+    assert np.array_equal(allowed.reshape(5, 5), (~RING).numpy())
+    index = stream.sample_windows(50, 25, 300, seed=0, allowed=allowed)
+    assert len(index) == 300 and len(set(index.tolist())) == 300
+    assert allowed[index % 25].all()  # never a ring window
+    assert len(np.unique(index // 25)) > 40  # drawn across the images
+    every = (np.arange(4)[:, None] * 25 + np.flatnonzero(allowed)).ravel()
+    assert np.array_equal(stream.sample_windows(4, 25, 300, 0, allowed), every)  # all of them when they fit
+    assert np.array_equal(stream.sample_windows(50, 25, 300, 0), stream.sample_windows(50, 25, 300, 0, None))
+    with pytest.raises(ValueError, match="booleans"):
+        stream.sample_windows(4, 25, 10, 0, np.zeros(25, bool))
+    with pytest.raises(ValueError, match="train_windows"):
+        patches.LinearOptions(train_windows="middle")
+    # the background options change the cache key only when they apply
+    assert patches.LinearOptions().spec() == patches.LinearOptions(train_share=0.3).spec()
+    assert patches.LinearOptions(train_windows="centre").spec() != patches.LinearOptions().spec()
+
+
+def test_refit_on_object_windows_helps_only_where_the_border_misleads_the_fit():
+    # the all-window fit is hurt by the ring (its windows point at the wrong class); the
+    # object-window refit is not: refit > original when both vote with the centre only
+    probs, labels = _windows()
+    wrong = torch.nn.functional.one_hot((labels + 1) % 3, 3)[:, None, None].float()
+    fit_all = torch.softmax(probs.log() + 0.8 * wrong, -1)  # the fit learnt a bias from the border
+    counts = metrics.bootstrap_counts(len(labels), 200, seed=0)
+    ring = RING.expand(len(labels), -1, -1)
+    row = background.refit_rows(fit_all, probs, labels, ring, counts)
+    assert row["image_acc_refit"] > 0 and row["image_acc_refit_resolved"]
+    assert row["image_acc_total"] > row["image_acc_refit"] - 1e-9  # the object-only vote helps too here
+    for f, a in background.REFIT_CASES:
+        key = f"image_acc_fit_{f}_agg_{a}"
+        assert row[f"{key}_low"] <= row[key] <= row[f"{key}_high"]
+    same = background.refit_rows(probs, probs, labels, ring, counts)
+    assert same["image_acc_refit"] == 0 and not same["image_acc_refit_resolved"]
+    assert "not resolved" in background.refit_line("pixels", 8, same)
+    with pytest.raises(ValueError, match="same test windows"):
+        background.refit_rows(probs, probs[:10], labels, ring, counts)

@@ -166,8 +166,3 @@ def test_hsv_conversion_round_trips_and_shifts_hue_like_torchvision():
     theirs = adjust_hue(x, 0.25).int()  # torchvision's public API, one factor for the batch
     assert (ours - theirs).abs().max() <= 1
 
-
-def test_windows_at_gathers_each_images_own_window():
-    x = torch.arange(2 * 3 * 6 * 6).view(2, 3, 6, 6)
-    out = augment.windows_at(x, torch.tensor([1, 0]), torch.tensor([2, 0]), torch.tensor([1, 3]), 3)
-    assert torch.equal(out[0], x[1, :, 2:5, 1:4]) and torch.equal(out[1], x[0, :, 0:3, 3:6])

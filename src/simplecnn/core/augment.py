@@ -43,20 +43,17 @@ def alternate_flip(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epo
     return mirror_where(x, (coin + epoch) % 2 == 1)
 
 
-def windows_at(x: torch.Tensor, index: torch.Tensor, top: torch.Tensor, left: torch.Tensor, side: int) -> torch.Tensor:
-    """The ``side``×``side`` windows at (top, left) of ``x[index]``, gathered in one indexing op
-    (no per-image loop: on a GPU a loop of small copies costs more than the model step)."""
-    ar = torch.arange(side, device=x.device)
-    return x[index.to(x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
-             (top.to(x.device)[:, None] + ar)[:, None, :, None], (left.to(x.device)[:, None] + ar)[:, None, None, :]]
-
-
 def random_crop(x: torch.Tensor, side: int, g: torch.Generator) -> torch.Tensor:
-    """A ``side``×``side`` window of each image at its own random offset."""
-    n, _, h, w = x.shape
-    dy = torch.randint(0, h - side + 1, (n,), generator=g)
-    dx = torch.randint(0, w - side + 1, (n,), generator=g)
-    return windows_at(x, torch.arange(n), dy, dx, side)
+    """A ``side``×``side`` window of each image at its own random offset, in one indexing op
+    (no per-image loop: on a GPU a loop of small copies costs more than the model step)."""
+    n, c, h, w = x.shape
+    dy = torch.randint(0, h - side + 1, (n,), generator=g).to(x.device)
+    dx = torch.randint(0, w - side + 1, (n,), generator=g).to(x.device)
+    ar = torch.arange(side, device=x.device)
+    rows = (dy[:, None] + ar)[:, None, :, None]
+    cols = (dx[:, None] + ar)[:, None, None, :]
+    return x[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
+             rows, cols]
 
 
 def pad_crop(x: torch.Tensor, g: torch.Generator, pad: int) -> torch.Tensor:

@@ -63,12 +63,37 @@ class LinearOptions:
     c: float = 1.0  # inverse L2 strength
     max_patches: int = 40_000  # training windows the classifier is fitted on (a seeded sample)
     batch_images: int = 64  # images featurised per call (bounds memory; does not change results)
+    train_windows: str = "all"  # "all", or "centre": fit on the object windows of the centre detector only
+    train_share: float = 0.5  # with "centre": share of each training image's windows left out as background
+
+    def __post_init__(self):
+        if self.train_windows not in TRAIN_WINDOWS:
+            raise ValueError(f"unknown train_windows {self.train_windows!r}; known: {TRAIN_WINDOWS}")
+
+    def spec(self) -> dict:
+        """The fields that change results (the background options only when they apply)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("batch_images", "train_windows", "train_share")}
+        return out if self.train_windows == "all" else {**out, "train_windows": self.train_windows,
+                                                        "train_share": self.train_share}
+
+
+TRAIN_WINDOWS = ("all", "centre")
+
+
+def object_positions(grid: Grid, share: float) -> np.ndarray:
+    """Bool per window position: True where the centre detector (the proposal's model-free
+    example) calls the window object, i.e. outside the ``share`` of windows farthest from
+    the image centre. The same positions in every image, so training images need no detector pass."""
+    from simplecnn.studies.patches import background  # background imports this module
+    return ~background.background_mask(background.centre_scores(1, grid), share)[0].flatten().numpy()
 
 
 def _sample(data: DataSplits, grid: Grid, featurize, linear: LinearOptions, seed: int, on_windows: bool = True
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of the training sample of windows, a batch of images at a time."""
-    index = sample_windows(len(data.train), grid.count, linear.max_patches, seed)
+    """Features and labels of the training sample of windows, a batch of images at a time
+    (only the centre detector's object windows with ``linear.train_windows == "centre"``)."""
+    allowed = object_positions(grid, linear.train_share) if linear.train_windows == "centre" else None
+    index = sample_windows(len(data.train), grid.count, linear.max_patches, seed, allowed)
     x = sampled_features(data.train.images, grid, featurize, index, linear.batch_images, on_windows)
     return x, data.train.labels.numpy()[index // grid.count]
 
@@ -242,7 +267,7 @@ def patch_predictions(method: str, data: DataSplits, grid: Grid, options: dict |
         raise ValueError(f"unknown patch method {method!r}; known: {sorted(METHODS)}")
     cache = cache or Cache()
     options = dict(options or {})
-    linear_spec = {k: v for k, v in asdict(linear).items() if k != "batch_images"}
+    linear_spec = linear.spec()
     spec = {"method": method, "grid": asdict(grid), "options": options, "linear": linear_spec, "seed": seed,
             "data": data.spec}
     extra = {"cache": cache} if method in NEEDS_CACHE else {}

@@ -15,8 +15,11 @@ images (windows go with their image; one set of resamples, so differences are pa
 - the image decision by the family's mean log-probability (``compare.image_scores``) over
   all windows and over the object windows only (background weighted 0), and the change.
 
-The read-outs themselves are not refitted without background windows: the cheap version
-of "ignore background" is at aggregation, which needs the detector on test images only.
+Ignoring background at aggregation needs the detector on the test images only. Ignoring it
+in training (``refit_rows``) refits the linear read-outs on the centre detector's object
+windows of the training images (``LinearOptions(train_windows="centre")``: the same
+positions in every image, so no detector pass over the training set); the BagNets, trained
+through their mean logits, are not retrained that way.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from simplecnn.studies.patches.grid import Grid
 
 __all__ = ["DETECTORS", "centre_scores", "saliency_maps", "saliency_scores", "background_mask",
            "weighted_image_scores", "region_auc", "aggregation_change", "background_rows", "detector_summary",
+           "refit_rows", "refit_line", "REFIT_CASES",
            "study_rows", "check_line"]
 
 DETECTORS = ("gradcam", "saliency", "centre")  # model-based, then the two model-free ones
@@ -162,6 +166,54 @@ def background_rows(probs: torch.Tensor, labels: torch.Tensor, scores: torch.Ten
     agg, agg_boot = aggregation_change(probs, labels, background, counts)
     return {**row, **agg}, {"auc_gap": gap, "image_acc_change": agg_boot["image_acc_change"],
                             "image_auc_change": agg_boot["image_auc_change"]}
+
+
+REFIT_CASES = (("all", "all"), ("all", "object"), ("object", "object"))  # (fitted on, aggregated over)
+
+
+def refit_rows(fit_all: torch.Tensor, fit_object: torch.Tensor, labels: torch.Tensor, background: torch.Tensor,
+               counts: np.ndarray) -> dict:
+    """Image decisions (accuracy, macro AUC, mean log-probability) of one read-out fitted on
+    all training windows (``fit_all``) and refitted on the object windows only
+    (``fit_object``), each aggregated over all or over the object test windows
+    (``background``: N × side × side, True on background). Changes with paired CIs over the
+    resamples ``counts``: ``refit`` = object-fit − all-fit, both over object windows (what
+    refitting adds to ignoring background at aggregation); ``total`` = object-fit over object
+    windows − all-fit over all windows (the proposal's full recipe against none)."""
+    if fit_all.shape != fit_object.shape or fit_all.shape[:3] != background.shape:
+        raise ValueError(f"fits {tuple(fit_all.shape)} / {tuple(fit_object.shape)} and mask "
+                         f"{tuple(background.shape)} must cover the same test windows")
+    y = labels.numpy()
+    weights = {"all": torch.ones(background.shape), "object": (~background).double()}
+    fits = {"all": fit_all, "object": fit_object}
+    row, boot = {}, {}
+    for fit, agg in REFIT_CASES:
+        s = weighted_image_scores(fits[fit], weights[agg]).numpy()
+        for metric, value, resampled in (("image_acc", accuracy(s, y), bootstrap_accuracy(s.argmax(1) == y, counts)),
+                                         ("image_auc", macro_auc(s, y), weighted_macro_auc(s, y, counts))):
+            key = f"{metric}_fit_{fit}_agg_{agg}"
+            row[key], boot[key] = value, resampled
+            row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(resampled)
+    for metric in ("image_acc", "image_auc"):
+        for change, (a, b) in (("refit", (("object", "object"), ("all", "object"))),
+                               ("total", (("object", "object"), ("all", "all")))):
+            ka, kb = (f"{metric}_fit_{f}_agg_{g}" for f, g in (a, b))
+            key = f"{metric}_{change}"
+            row[key] = row[ka] - row[kb]
+            row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(boot[ka] - boot[kb])
+            row[f"{key}_p"] = paired_p_value(boot[ka], boot[kb])
+            row[f"{key}_resolved"] = bool(row[f"{key}_low"] > 0 or row[f"{key}_high"] < 0)
+    return row
+
+
+def refit_line(method: str, q: int, row: dict) -> str:
+    """The chapter's printed check for one refitted read-out (accuracy in points)."""
+    parts = []
+    for change, label in (("refit", "refitting on object windows"), ("total", "refit + object-only vote vs neither")):
+        d, lo, hi = (round(100 * row[f"image_acc_{change}{k}"], 1) + 0.0 for k in ("", "_low", "_high"))
+        parts.append(f"{label} {d:+.1f} [{lo:+.1f}, {hi:+.1f}] points "
+                     f"({'resolved' if row[f'image_acc_{change}_resolved'] else 'not resolved'})")
+    return f"{method}-{q}: " + "; ".join(parts)
 
 
 def detector_summary(rows: Sequence[dict], boots: Sequence[dict]) -> dict:

@@ -21,13 +21,24 @@ from simplecnn.studies.patches.grid import Grid, extract
 Featurize = Callable[[torch.Tensor], np.ndarray]
 
 
-def sample_windows(n_images: int, per_image: int, budget: int, seed: int) -> np.ndarray:
+def sample_windows(n_images: int, per_image: int, budget: int, seed: int,
+                   allowed: np.ndarray | None = None) -> np.ndarray:
     """Flat window indices (image · per_image + window) of the training sample: all of them
-    in order when they fit the budget, else ``budget`` drawn without replacement (seeded)."""
-    total = n_images * per_image
-    if total <= budget:
-        return np.arange(total)
-    return np.random.default_rng(seed).choice(total, budget, replace=False)
+    in order when they fit the budget, else ``budget`` drawn without replacement (seeded).
+    ``allowed`` (bool, one per window position) restricts the sample to those positions of
+    every image (e.g. the object windows of a fixed background detector)."""
+    if allowed is None:
+        total = n_images * per_image
+        if total <= budget:
+            return np.arange(total)
+        return np.random.default_rng(seed).choice(total, budget, replace=False)
+    allowed = np.asarray(allowed, bool)
+    if allowed.shape != (per_image,) or not allowed.any():
+        raise ValueError(f"allowed must be {per_image} booleans, at least one True; got shape {allowed.shape}")
+    pool = (np.arange(n_images)[:, None] * per_image + np.flatnonzero(allowed)[None, :]).ravel()
+    if len(pool) <= budget:
+        return pool
+    return np.sort(np.random.default_rng(seed).choice(pool, budget, replace=False))
 
 
 def _check_batch(batch_images: int) -> None:

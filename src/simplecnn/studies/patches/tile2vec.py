@@ -15,8 +15,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from simplecnn.core.augment import windows_at
-
 
 class Encoder(nn.Module):
     """Three 3×3 conv-BN-ReLU layers (the second strided), global average pool, linear."""
@@ -51,8 +49,10 @@ class Tile2VecConfig:
 
 
 def crops(images: torch.Tensor, index: torch.Tensor, top: torch.Tensor, left: torch.Tensor, q: int) -> torch.Tensor:
-    """The q×q windows at (top, left) of ``images[index]`` (``core.augment.windows_at``)."""
-    return windows_at(images, index, top, left, q)
+    """The q×q windows at (top, left) of ``images[index]``, gathered in one indexing op."""
+    r = torch.arange(q)
+    return images[index[:, None, None, None], torch.arange(images.shape[1])[None, :, None, None],
+                  (top[:, None] + r)[:, None, :, None], (left[:, None] + r)[:, None, None, :]]
 
 
 def sample_triplets(images: torch.Tensor, q: int, radius: int, n: int, g: torch.Generator
