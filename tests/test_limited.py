@@ -131,6 +131,25 @@ def test_pairwise_differences_resolve_a_steady_gap_and_not_noise():
     assert not one_seed["resolved"].any() and math.isnan(one_seed["p"].iloc[0])
 
 
+def test_pooled_seed_variance_resolves_what_two_seeds_alone_cannot():
+    # six designs, two seeds each, seed noise ±0.3 points, A four points above the rest:
+    # one pair alone has 1 degree of freedom (t critical 12.7), the pool 6 (2.45)
+    base = {"A": 0.64, "B": 0.60, "C": 0.60, "D": 0.601, "E": 0.599, "F": 0.60}
+    wiggle = {"A": (0.003, -0.002), "B": (-0.003, 0.003), "C": (0.002, -0.003), "D": (-0.002, 0.002),
+              "E": (0.003, -0.003), "F": (-0.003, 0.002)}
+    runs = runs_frame({k: [v + e for e in wiggle[k]] for k, v in base.items()})
+    pooled = limited.pairwise_differences(runs).set_index(["a", "b"])
+    paired = limited.pairwise_differences(runs, test="paired").set_index(["a", "b"])
+    assert (pooled["df"] == 6).all() and (paired["df"] == 1).all()
+    assert pooled.loc[("A", "B"), "resolved"] and not paired.loc[("A", "B"), "resolved"]
+    assert not pooled.loc[("B", "C"), "resolved"]
+    assert pooled.loc[("A", "B"), "diff"] == pytest.approx(paired.loc[("A", "B"), "diff"])  # equal seeds
+    variances = [np.var([v + e for e in wiggle[k]], ddof=1) for k, v in base.items()]
+    assert pooled.loc[("A", "B"), "se"] == pytest.approx(100 * np.sqrt(np.mean(variances)))  # √(s²(1/2 + 1/2))
+    with pytest.raises(ValueError, match="pairwise test"):
+        limited.pairwise_differences(runs, test="welch")
+
+
 def test_rank_agreement_with_exact_permutation_p_values():
     same = limited.rank_agreement(limited.PAPER_ACC, {k: v - 60 for k, v in limited.PAPER_ACC.items()})
     assert same["kendall"] == pytest.approx(1.0) and same["spearman"] == pytest.approx(1.0)

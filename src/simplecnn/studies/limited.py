@@ -344,24 +344,48 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     return mean, mean - half, mean + half
 
 
-def pairwise_differences(runs: pd.DataFrame, level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
-    """Every pair of designs: the mean over seeds of the per-seed accuracy difference (in
-    percentage points, paired by seed), its std, Student-t interval and paired t-test
-    p-value, Holm-adjusted over all pairs; ``resolved`` when the adjusted p is below
-    ``alpha``. With one seed nothing is resolved (no spread, no interval)."""
+PAIRWISE_TESTS = ("pooled", "paired")
+
+
+def pairwise_differences(runs: pd.DataFrame, level: float = 0.95, alpha: float = 0.05,
+                         test: str = "pooled") -> pd.DataFrame:
+    """Every pair of designs: the difference of their mean test accuracies (percentage
+    points), an interval, a two-sided p-value Holm-adjusted over all pairs, and
+    ``resolved`` when the adjusted p is below ``alpha``.
+
+    ``pooled`` (default): Student's t with the seed-to-seed variance pooled over every design
+    (one-way ANOVA's residual, N − k degrees of freedom), the usual choice when each design
+    has few seeds and their noise is alike: with 2 seeds a pair alone has 1 degree of
+    freedom, the pool of 6 designs 6. ``paired``: the t-test of the per-seed differences
+    (only that pair's seeds). ``std`` is the std of the per-seed differences either way.
+    With one seed per design nothing is resolved."""
+    if test not in PAIRWISE_TESTS:
+        raise ValueError(f"unknown pairwise test {test!r}; known: {PAIRWISE_TESTS}")
     acc = runs.pivot_table(index="seed", columns="design", values="acc", sort=False) * 100
+    counts = acc.count()
+    dof = int(counts.sum() - len(counts))
+    pooled_var = float(sum(acc[c].dropna().var(ddof=1) * (counts[c] - 1) for c in acc.columns if counts[c] > 1)
+                       / dof) if dof > 0 else math.nan
     rows, p_values = [], {}
     for a, b in itertools.combinations(acc.columns, 2):
         d = (acc[a] - acc[b]).dropna().to_numpy()
-        mean, low, high = t_interval(d, level)
         std = float(d.std(ddof=1)) if len(d) > 1 else math.nan
-        if len(d) < 2:
+        if test == "paired":
+            mean, low, high = t_interval(d, level)
+            se, df = (std / math.sqrt(len(d)), len(d) - 1) if len(d) > 1 else (math.nan, 0)
+        else:
+            mean = float(acc[a].mean() - acc[b].mean())
+            se, df = math.sqrt(pooled_var * (1 / counts[a] + 1 / counts[b])) if dof > 0 else math.nan, dof
+            half = stats.t.ppf(0.5 + level / 2, df) * se if df > 0 else math.nan
+            low, high = mean - half, mean + half
+        if df < 1 or math.isnan(se):
             p = math.nan
-        elif std == 0:
+        elif se == 0:
             p = 1.0 if mean == 0 else 0.0
         else:
-            p = float(stats.ttest_1samp(d, 0.0).pvalue)
-        rows.append({"a": a, "b": b, "diff": mean, "std": std, "low": low, "high": high, "n": len(d), "p": p})
+            p = float(2 * stats.t.sf(abs(mean) / se, df))
+        rows.append({"a": a, "b": b, "diff": mean, "std": std, "se": se, "df": df, "low": low, "high": high,
+                     "n": len(d), "p": p, "test": test})
         p_values[f"{a}-{b}"] = p
     out = pd.DataFrame(rows)
     finite = {k: v for k, v in p_values.items() if not math.isnan(v)}
