@@ -537,7 +537,7 @@ for method in ([m for m in families if m != "bagnet"] if background_refit else [
     refit_checks.append(background.refit_line(method, heatmap_q, row))
 print("\n".join(refit_checks) or "refit skipped (background_refit=False)")
 glue("refit_q", heatmap_q, display=False)
-glue("refit_object_pct", 100 * patches.object_positions(refit_grid, background_share).mean(), display=False)
+glue("refit_object_pct", float(100 * patches.object_positions(refit_grid, background_share).mean()), display=False)
 glue("refit_findings", results.Plain("Measured: " + "; ".join(refit_checks) + "." if refit_checks else
                                      "Not run in this profile (`background_refit` is off)."), display=False)
 background_result["refit"] = {"q": heatmap_q, "detector": "centre", "share": background_share,
