@@ -123,6 +123,18 @@ def test_run_writes_only_its_out_folder_and_records_injected_parameters(toy, tmp
     assert mode & 0o044 == 0o044, oct(mode)  # readable by group and others, like any written file
 
 
+def test_a_chapter_whose_results_file_changed_runs_again(toy, tmp_path):
+    out = tmp_path / "out"
+    target = runner.Target(out / "results", tmp_path / "committed")
+    results_file = out / "results" / "smoke" / "data.json"
+    say = lambda: runner.execute(toy, out / "00_data.ipynb", runner.parameters(toy, "smoke"), target)  # noqa: E731
+    assert say() and not say()  # ran, then up to date
+    results_file.write_text(results_file.read_text().replace('"score"', '"score_old"'))  # e.g. `git checkout`
+    assert say() and json.loads(results_file.read_text())["results"]["score"] == 2.0
+    results_file.unlink()
+    assert say() and results_file.exists() and not say()
+
+
 @pytest.mark.slow
 def test_a_failed_notebook_is_kept_with_its_failing_cell(toy, tmp_path):
     out = tmp_path / "out"

@@ -31,7 +31,7 @@ import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
-from simplecnn.core.io import atomic_write_bytes
+from simplecnn.core.io import atomic_write_bytes, file_sha256
 from simplecnn.core.paths import NOTEBOOKS, PROFILES, ROOT, dry_run, results_root
 from simplecnn.core.paths import RUN_CONTEXT
 from simplecnn.pipeline import registry
@@ -188,8 +188,9 @@ def execute(notebook: Path, output: Path, params: dict, target: Target | None = 
     stamp = output.with_suffix(".stamp")
     failed, error_file = output.with_suffix(".failed.ipynb"), output.with_suffix(".error.txt")
     digest = run_fingerprint(notebook, params, [target.results_out, target.results_from])
-    if not force and output.exists() and stamp.exists() and stamp.read_text() == digest:
-        return False
+    results_file = Path(target.results_out) / str(params["profile"]) / f"{study_name(notebook)}.json"
+    if not force and output.exists() and stamp.exists() and stamp.read_text() == _stamp(digest, results_file):
+        return False  # unchanged, and its results file is still the one this run wrote
     output.parent.mkdir(parents=True, exist_ok=True)
     for stale in (stamp, failed, error_file):
         stale.unlink(missing_ok=True)
@@ -219,8 +220,14 @@ def execute(notebook: Path, output: Path, params: dict, target: Target | None = 
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     os.replace(partial, output)
-    stamp.write_text(digest)
+    stamp.write_text(_stamp(digest, results_file))
     return True
+
+
+def _stamp(digest: str, results_file: Path) -> str:
+    """The run's fingerprint and the hash of the results file it wrote: a chapter whose
+    results were deleted, restored from git or overwritten by another run is run again."""
+    return f"{digest}\n{file_sha256(results_file) if results_file.exists() else 'no results'}"
 
 
 def run_all(profile: str | Path, out_dir: Path, overrides: dict | None = None, only: list[str] | None = None,
