@@ -18,8 +18,11 @@ from simplecnn.pipeline import registry, runner
 def test_dry_run_caps_counts_and_never_architectures(monkeypatch):
     params = {"curve_images": 1000, "bootstrap": 2000, "grid_size": 40, "train_memory_sizes": [224, 448, 896],
               "stages": [{"model": "resnet50", "resolution": 224, "batch_size": 256}], "resolution": 224,
-              "batch_size": 32, "probe": True}
+              "batch_size": 32, "probe": True, "tile2vec": {"channels": 32, "steps": 1000},
+              "linear": {"max_patches": 200000, "c": 1.0}}
     capped = runner.dry_run_caps(params)
+    assert capped["tile2vec"] == {"channels": 32, "steps": runner.DRY_RUN_CAPS["steps"]}
+    assert capped["linear"] == {"max_patches": runner.DRY_RUN_CAPS["max_patches"], "c": 1.0}
     assert capped["curve_images"] == runner.DRY_RUN_CAPS["curve_images"] and capped["bootstrap"] == 20
     assert capped["train_memory_sizes"] == [224]
     assert capped["stages"] == params["stages"] and capped["resolution"] == 224 and capped["batch_size"] == 32

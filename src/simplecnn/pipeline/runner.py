@@ -103,13 +103,16 @@ def check_names(given: dict, known: dict, where: str) -> None:
 DRY_RUN_CAPS = {"curve_images": 8, "sanity_images": 4, "heatmap_images": 2, "throughput_images": 16,
                 "latency_images": 4, "timing_repeats": 1, "bootstrap_rounds": 20, "bootstrap": 20,
                 "stability_rounds": 4, "grid_size": 8, "zoom_size": 8, "ig_steps": 4, "steps": 4,
-                "memory_size": 256, "train_memory_sizes": 1}  # lists: their first items
+                "memory_size": 256, "train_memory_sizes": 1, "max_patches": 2000}  # lists: their first items
 
 
 def dry_run_caps(params: dict) -> dict:
-    """``params`` with ``DRY_RUN_CAPS`` applied: the smaller number wins; a list keeps its
-    first ``cap`` items."""
+    """``params`` with ``DRY_RUN_CAPS`` applied, in option dicts too (tile2vec's ``steps``,
+    the read-outs' ``max_patches``): the smaller number wins; a list keeps its first
+    ``cap`` items. Architectures, resolutions and batch sizes are never capped."""
     def cap(key, value):
+        if isinstance(value, dict):
+            return {k: cap(k, v) for k, v in value.items()}
         if key not in DRY_RUN_CAPS or isinstance(value, bool):
             return value
         if isinstance(value, list):

@@ -15,6 +15,7 @@ log p = logit − logsumexp(logit), and the subtracted term is the same for ever
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -391,8 +392,11 @@ def by_object_size(result: FusionResult, object_size: np.ndarray, bins: int,
             return np.nanmean([np.nanmean([values[n, r] for r in background], 0) - values[n, result.reference]
                                for n in names], 0)
         samples = gain(boot)
-        lo, hi = _interval(samples, result.level)
-        p = metrics.paired_p_value(samples, np.zeros_like(samples))
+        if np.isnan(samples).all():  # too few images in the bin for any resample to score (e.g. a dry run)
+            lo = hi = p = math.nan
+        else:
+            lo, hi = _interval(samples, result.level)
+            p = metrics.paired_p_value(samples, np.zeros_like(samples))
         gains.append({"size bin (small → large)": int(b), "images": int(keep.sum()), "gain": float(gain(auc)),
                       "low": lo, "high": hi, "p_value": p, "resolved": bool(p < result.alpha)})
     return pd.DataFrame(rows), pd.DataFrame(gains)
