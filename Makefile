@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup lock data data-reduced dry-run book test lab sweep-example browser bench bench-recipes clean
+.PHONY: all setup lock data data-reduced dry-run book test lab sweep-example browser bench bench-recipes bench-hours clean
 all: book
 
 # The virtual environment from the lock (every package pinned), re-made when it changes.
@@ -69,6 +69,10 @@ bench: data
 # Accuracy against training time of the plain and fast recipes (about an hour on 2 cores).
 bench-recipes: data
 	$(PY) benchmarks/recipes.py --datasets cifar10 imagenette --seeds 0 1 2 --plain-seeds 0
+
+# Expected training hours of a profile's chapters from img/s measured here (PROFILE=paper by default).
+bench-hours: setup
+	$(PY) benchmarks/profile_hours.py --profile $(if $(filter cpu,$(PROFILE)),paper,$(PROFILE))
 
 clean:
 	rm -rf build

@@ -428,7 +428,7 @@ ax.set_title(f"BagNet-{memory_q}, one image, fresh process");
 # (background weighted zero); intervals are paired bootstrap intervals over the same
 # resamples of test images as above.
 #
-Ignoring background windows when fusing needs the detectors on the test images only: this
+# Ignoring background windows when fusing needs the detectors on the test images only: this
 # section took {glue:text}`bg_seconds:.0f` s here. Ignoring them in *training* is the next
 # section.
 #
