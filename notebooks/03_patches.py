@@ -64,7 +64,6 @@ split_seed: int = 0  # seed of the data splits and subsets
 
 # %%
 import time
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -525,16 +524,11 @@ background_result = {"share": background_share, "detectors": list(bg_summaries),
 # {glue:text}`refit_findings`
 
 # %%
-refit_rows, refit_checks = [], []
 refit_grid = grids[heatmap_q]
-refit_linear = replace(linear_options, train_windows="centre", train_share=background_share)
-refit_background = background.background_mask(background.centre_scores(len(splits.test), refit_grid), background_share)
-for method in ([m for m in families if m != "bagnet"] if background_refit else []):
-    refit = patches.patch_predictions(method, splits, refit_grid, options.get(method, bagnet), refit_linear, seed)
-    row = background.refit_rows(preds[method, heatmap_q]["test"], refit["test"], splits.test.labels,
-                                refit_background, counts)
-    refit_rows.append({"method": method, "q": heatmap_q, "train_windows": refit["train_windows"], **row})
-    refit_checks.append(background.refit_line(method, heatmap_q, row))
+refit_methods = [m for m in families if m != "bagnet"] if background_refit else []
+refit_rows, refit_checks = background.refit_study(
+    {m: preds[m, heatmap_q]["test"] for m in refit_methods}, splits, refit_grid,
+    {m: options.get(m, bagnet) for m in refit_methods}, linear_options, seed, background_share, counts)
 print("\n".join(refit_checks) or "refit skipped (background_refit=False)")
 glue("refit_q", heatmap_q, display=False)
 glue("refit_object_pct", float(100 * patches.object_positions(refit_grid, background_share).mean()), display=False)

@@ -165,4 +165,3 @@ def test_hsv_conversion_round_trips_and_shifts_hue_like_torchvision():
     ours = augment.to_uint8(augment.hsv_to_rgb(shifted)).int()
     theirs = adjust_hue(x, 0.25).int()  # torchvision's public API, one factor for the batch
     assert (ours - theirs).abs().max() <= 1
-

@@ -38,7 +38,7 @@ from simplecnn.studies.patches.grid import Grid
 
 __all__ = ["DETECTORS", "centre_scores", "saliency_maps", "saliency_scores", "background_mask",
            "weighted_image_scores", "region_auc", "aggregation_change", "background_rows", "detector_summary",
-           "refit_rows", "refit_line", "REFIT_CASES",
+           "refit_rows", "refit_line", "refit_study", "REFIT_CASES",
            "study_rows", "check_line"]
 
 DETECTORS = ("gradcam", "saliency", "centre")  # model-based, then the two model-free ones
@@ -119,29 +119,48 @@ def region_auc(probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, co
     return linearised_auc_bootstrap(scores, labels.numpy()[owner], owner, counts)
 
 
+def _image_decision(probs: torch.Tensor, weights: torch.Tensor, y: np.ndarray, counts: np.ndarray
+                    ) -> tuple[dict, dict]:
+    """Image accuracy and macro AUC of the ``weights``-weighted mean log-probability, and
+    their values in each resample of images."""
+    s = weighted_image_scores(probs, weights).numpy()
+    return ({"image_acc": accuracy(s, y), "image_auc": macro_auc(s, y)},
+            {"image_acc": bootstrap_accuracy(s.argmax(1) == y, counts), "image_auc": weighted_macro_auc(s, y, counts)})
+
+
+def _paired_change(row: dict, boot: dict, a: str, b: str, key: str) -> np.ndarray:
+    """``row[key]`` = ``row[a] − row[b]`` with its paired CI, p-value and whether it is
+    resolved (the CI excludes zero); returns the resampled differences."""
+    d = boot[a] - boot[b]
+    row[key] = row[a] - row[b]
+    row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(d)
+    row[f"{key}_p"] = paired_p_value(boot[a], boot[b])
+    row[f"{key}_resolved"] = bool(row[f"{key}_low"] > 0 or row[f"{key}_high"] < 0)
+    return d
+
+
+def _decisions(cases: dict[str, tuple[torch.Tensor, torch.Tensor]], y: np.ndarray, counts: np.ndarray
+               ) -> tuple[dict, dict]:
+    """``image_acc_<case>`` and ``image_auc_<case>`` with CIs for each (probs, weights) case."""
+    row, boot = {}, {}
+    for case, (probs, weights) in cases.items():
+        values, resampled = _image_decision(probs, weights, y, counts)
+        for metric in values:
+            key = f"{metric}_{case}"
+            row[key], boot[key] = values[metric], resampled[metric]
+            row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(resampled[metric])
+    return row, boot
+
+
 def aggregation_change(probs: torch.Tensor, labels: torch.Tensor, background: torch.Tensor, counts: np.ndarray
                        ) -> tuple[dict, dict]:
     """Image accuracy and macro AUC by mean log-probability over all windows and over the
     object windows only (background weighted 0), their changes with paired CIs; and the
     resampled changes (for summaries across rows)."""
-    y = labels.numpy()
-    row, boot = {}, {}
-    for name, weights in (("all", torch.ones(background.shape)), ("object", (~background).double())):
-        s = weighted_image_scores(probs, weights).numpy()
-        row[f"image_acc_{name}"], row[f"image_auc_{name}"] = accuracy(s, y), macro_auc(s, y)
-        boot[f"image_acc_{name}"] = bootstrap_accuracy(s.argmax(1) == y, counts)
-        boot[f"image_auc_{name}"] = weighted_macro_auc(s, y, counts)
+    row, boot = _decisions({"all": (probs, torch.ones(background.shape)), "object": (probs, (~background).double())},
+                           labels.numpy(), counts)
     for metric in ("image_acc", "image_auc"):
-        for name in ("all", "object"):
-            key = f"{metric}_{name}"
-            row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(boot[key])
-        d = boot[f"{metric}_object"] - boot[f"{metric}_all"]
-        change = f"{metric}_change"
-        row[change] = row[f"{metric}_object"] - row[f"{metric}_all"]
-        row[f"{change}_low"], row[f"{change}_high"] = confidence_interval(d)
-        row[f"{change}_p"] = paired_p_value(boot[f"{metric}_object"], boot[f"{metric}_all"])
-        row[f"{change}_resolved"] = bool(row[f"{change}_low"] > 0 or row[f"{change}_high"] < 0)
-        boot[change] = d
+        boot[f"{metric}_change"] = _paired_change(row, boot, f"{metric}_object", f"{metric}_all", f"{metric}_change")
     return row, boot
 
 
@@ -183,27 +202,36 @@ def refit_rows(fit_all: torch.Tensor, fit_object: torch.Tensor, labels: torch.Te
     if fit_all.shape != fit_object.shape or fit_all.shape[:3] != background.shape:
         raise ValueError(f"fits {tuple(fit_all.shape)} / {tuple(fit_object.shape)} and mask "
                          f"{tuple(background.shape)} must cover the same test windows")
-    y = labels.numpy()
     weights = {"all": torch.ones(background.shape), "object": (~background).double()}
     fits = {"all": fit_all, "object": fit_object}
-    row, boot = {}, {}
-    for fit, agg in REFIT_CASES:
-        s = weighted_image_scores(fits[fit], weights[agg]).numpy()
-        for metric, value, resampled in (("image_acc", accuracy(s, y), bootstrap_accuracy(s.argmax(1) == y, counts)),
-                                         ("image_auc", macro_auc(s, y), weighted_macro_auc(s, y, counts))):
-            key = f"{metric}_fit_{fit}_agg_{agg}"
-            row[key], boot[key] = value, resampled
-            row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(resampled)
+    row, boot = _decisions({f"fit_{f}_agg_{a}": (fits[f], weights[a]) for f, a in REFIT_CASES}, labels.numpy(), counts)
     for metric in ("image_acc", "image_auc"):
-        for change, (a, b) in (("refit", (("object", "object"), ("all", "object"))),
-                               ("total", (("object", "object"), ("all", "all")))):
-            ka, kb = (f"{metric}_fit_{f}_agg_{g}" for f, g in (a, b))
-            key = f"{metric}_{change}"
-            row[key] = row[ka] - row[kb]
-            row[f"{key}_low"], row[f"{key}_high"] = confidence_interval(boot[ka] - boot[kb])
-            row[f"{key}_p"] = paired_p_value(boot[ka], boot[kb])
-            row[f"{key}_resolved"] = bool(row[f"{key}_low"] > 0 or row[f"{key}_high"] < 0)
+        for change, b in (("refit", "fit_all_agg_object"), ("total", "fit_all_agg_all")):
+            _paired_change(row, boot, f"{metric}_fit_object_agg_object", f"{metric}_{b}", f"{metric}_{change}")
     return row
+
+
+def refit_study(fits_all: dict[str, torch.Tensor], data, grid: Grid, options: dict[str, dict], linear,
+                seed: int, share: float, counts: np.ndarray) -> tuple[list[dict], list[str]]:
+    """The proposal's training without background for each linear read-out in ``fits_all``
+    (method → its test window probabilities, fitted on all windows): refitted on the centre
+    detector's object windows (``LinearOptions(train_windows="centre")``, from the cache
+    when it holds them) and scored by ``refit_rows`` on the test images. Returns the rows
+    and the chapter's printed lines."""
+    from dataclasses import replace
+
+    from simplecnn.studies.patches import patch_predictions
+    refit_linear = replace(linear, train_windows="centre", train_share=share)
+    mask = background_mask(centre_scores(len(data.test), grid), share)
+    rows, lines = [], []
+    for method, fit_all in fits_all.items():
+        if method == "bagnet":
+            raise ValueError("BagNet is trained through its mean logits, not a window read-out: it cannot be refitted")
+        refit = patch_predictions(method, data, grid, options.get(method, {}), refit_linear, seed)
+        row = refit_rows(fit_all, refit["test"], data.test.labels, mask, counts)
+        rows.append({"method": method, "q": grid.q, "train_windows": refit["train_windows"], **row})
+        lines.append(refit_line(method, grid.q, row))
+    return rows, lines
 
 
 def refit_line(method: str, q: int, row: dict) -> str:
