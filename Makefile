@@ -42,7 +42,7 @@ dry-run: data
 book: data
 	$(PY) -m simplecnn book --profile $(PROFILE)
 
-# Unit tests, then a smoke-profile build of the whole book, opened in headless Chromium.
+# Unit tests, a smoke-profile build of the whole book opened in headless Chromium, the gpu and paper dry runs.
 test: data browser
 	$(PY) -m pytest
 

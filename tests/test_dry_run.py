@@ -19,7 +19,7 @@ def test_dry_run_caps_counts_and_never_architectures(monkeypatch):
     params = {"curve_images": 1000, "bootstrap": 2000, "grid_size": 40, "train_memory_sizes": [224, 448, 896],
               "stages": [{"model": "resnet50", "resolution": 224, "batch_size": 256}], "resolution": 224,
               "batch_size": 32, "probe": True, "tile2vec": {"channels": 32, "steps": 1000},
-              "linear": {"max_patches": 200000, "c": 1.0}}
+              "linear": {"max_patches": 200000, "c": 1.0}, "train_size": None, "test_size": 5, "val_size": 500}
     capped = runner.dry_run_caps(params)
     assert capped["tile2vec"] == {"channels": 32, "steps": runner.DRY_RUN_CAPS["steps"]}
     assert capped["linear"] == {"max_patches": runner.DRY_RUN_CAPS["max_patches"], "c": 1.0}
@@ -27,6 +27,8 @@ def test_dry_run_caps_counts_and_never_architectures(monkeypatch):
     assert capped["train_memory_sizes"] == [224]
     assert capped["stages"] == params["stages"] and capped["resolution"] == 224 and capped["batch_size"] == 32
     assert capped["probe"] is True
+    assert (capped["train_size"], capped["test_size"], capped["val_size"]) == (runner.DRY_RUN_CAPS["train_size"], 5,
+                                                                               runner.DRY_RUN_CAPS["val_size"])
     monkeypatch.setenv("SIMPLECNN_DRY_RUN", "1")
     nb = registry.get("gradcam").path
     assert runner.parameters(nb, "paper")["curve_images"] == runner.DRY_RUN_CAPS["curve_images"]

@@ -103,7 +103,12 @@ def check_names(given: dict, known: dict, where: str) -> None:
 DRY_RUN_CAPS = {"curve_images": 8, "sanity_images": 4, "heatmap_images": 2, "throughput_images": 16,
                 "latency_images": 4, "timing_repeats": 1, "bootstrap_rounds": 20, "bootstrap": 20,
                 "stability_rounds": 4, "grid_size": 8, "zoom_size": 8, "ig_steps": 4, "steps": 4,
-                "memory_size": 256, "train_memory_sizes": 1, "max_patches": 2000}  # lists: their first items
+                "memory_size": 256, "train_memory_sizes": 1, "max_patches": 2000,  # lists: their first items
+                "train_size": 20, "val_size": 20, "test_size": 20}  # None ("all") is capped too
+# Image counts whose None means "every image": capped like the others. The patch chapter's
+# paper BagNet (ResNet-50 depth, 224 px) takes 0.4 s per image here, so every image the dry
+# run sends through it costs; 2 per class and split prove the paths as well as 20 do.
+ALL_WHEN_NONE = {"train_size", "val_size", "test_size"}
 
 
 def dry_run_caps(params: dict) -> dict:
@@ -113,6 +118,8 @@ def dry_run_caps(params: dict) -> dict:
     def cap(key, value):
         if isinstance(value, dict):
             return {k: cap(k, v) for k, v in value.items()}
+        if key in ALL_WHEN_NONE and value is None:
+            return DRY_RUN_CAPS[key]
         if key not in DRY_RUN_CAPS or isinstance(value, bool):
             return value
         if isinstance(value, list):

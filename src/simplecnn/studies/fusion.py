@@ -374,16 +374,17 @@ def by_object_size(result: FusionResult, object_size: np.ndarray, bins: int,
     background = [r for r in background_rules if r in result.rules]
     rows, gains = [], []
     for b in np.unique(edges):
-        keep = (edges == b).astype(float)
+        keep = np.flatnonzero(edges == b)  # the bin's images only: out-of-bin images weigh zero anyway
+        labels, counts = result.labels[keep], result.counts[:, keep]
         auc, boot = {}, {}
         for name in result.chosen.index:
             for rule in result.rules:
-                s = result.scores[name, rule]
-                auc[name, rule] = float(metrics.weighted_macro_auc(s, result.labels, keep)[0])
+                s = result.scores[name, rule][keep]
+                auc[name, rule] = float(metrics.weighted_macro_auc(s, labels, np.ones(len(keep)))[0])
                 rows.append({"rule": rule, "size bin (small → large)": int(b), "classifier": name,
                              "image_auc": auc[name, rule]})
                 if rule in background or rule == result.reference:
-                    boot[name, rule] = _boot(s, result.labels, result.counts * keep)
+                    boot[name, rule] = _boot(s, labels, counts)
         if not background:
             continue
         names = list(result.chosen.index)
@@ -397,7 +398,7 @@ def by_object_size(result: FusionResult, object_size: np.ndarray, bins: int,
         else:
             lo, hi = _interval(samples, result.level)
             p = metrics.paired_p_value(samples, np.zeros_like(samples))
-        gains.append({"size bin (small → large)": int(b), "images": int(keep.sum()), "gain": float(gain(auc)),
+        gains.append({"size bin (small → large)": int(b), "images": len(keep), "gain": float(gain(auc)),
                       "low": lo, "high": hi, "p_value": p, "resolved": bool(p < result.alpha)})
     return pd.DataFrame(rows), pd.DataFrame(gains)
 
