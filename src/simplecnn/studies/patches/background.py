@@ -25,6 +25,7 @@ through their mean logits, are not retrained that way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -218,9 +219,7 @@ def refit_study(fits_all: dict[str, torch.Tensor], data, grid: Grid, options: di
     detector's object windows (``LinearOptions(train_windows="centre")``, from the cache
     when it holds them) and scored by ``refit_rows`` on the test images. Returns the rows
     and the chapter's printed lines."""
-    from dataclasses import replace
-
-    from simplecnn.studies.patches import patch_predictions
+    from simplecnn.studies.patches import patch_predictions  # looked up at call time (the package imports this module)
     refit_linear = replace(linear, train_windows="centre", train_share=share)
     mask = background_mask(centre_scores(len(data.test), grid), share)
     rows, lines = [], []
