@@ -49,7 +49,8 @@ def loops(profile: str) -> list[dict]:
     p = runner.parameters(registry.get("patches").path, profile)
     n = p["train_size"] or IMAGENETTE_TRAIN
     b = p["bagnet"]
-    for q in p["qs"]:
+    retrained = [p["heatmap_q"]] if p.get("background_refit", True) and "bagnet" in p["methods"] else []
+    for q in p["qs"] + retrained:  # the refit trains BagNet-q once more, on object windows (same cost per step)
         rows.append({"chapter": "patches", "model": "bagnet", "kwargs": {"q": q, "width": b["width"],
                      "blocks": b["blocks"]}, "px": p["resolution"], "batch": b["batch_size"], "images": n * b["epochs"]})
     ceiling = recipe(p["ceiling_recipe"], p["dataset"])

@@ -38,7 +38,7 @@ dataset: str = "imagenette"  # data set (a name or an ImageFolder path)
 stages: list[dict] = [
     {"model": "resnet18", "resolution": 32, "width": 0.25, "epochs": 12, "batch_size": 128, "lr": 0.4},
     {"model": "resnet34", "resolution": 64, "width": 0.25, "epochs": 8, "batch_size": 128, "lr": 0.4},
-    {"model": "resnet50", "resolution": 128, "width": 0.25, "epochs": 8, "batch_size": 128, "lr": 0.4},
+    {"model": "resnet50", "resolution": 128, "width": 0.25, "epochs": 7, "batch_size": 128, "lr": 0.4},
 ]  # the cascade's models, cheapest first: registered model, input px, width and training budget
 recipe: str = "fast"  # training regimen of every stage (the core's recipes)
 label_smoothing: float = 0.0  # of every stage's training targets (the fast recipe's 0.2 makes exits under-confident)

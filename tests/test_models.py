@@ -12,8 +12,12 @@ from simplecnn.core.receptive import gradient_receptive_field, receptive_field
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_registered_model_classifies_a_batch(name):
     kwargs = {"channels": [8], "blocks": [1]} if name == "resnet" else {}
-    if name == "bagnet":
+    if name in ("bagnet", "bagnet_object"):
         kwargs = {"q": 9, "width": 0.125, "blocks": [1, 1, 1, 1]}
+    if name == "bagnet_object":  # registered by the patch study: pooled over a 3 × 3 map's object windows
+        from simplecnn.studies.patches import object_bagnet
+        kwargs |= {"keep": [[False, True, False], [True, True, True], [False, True, False]],
+                   "source": object_bagnet.current_source()}
     if name.startswith(("resnet", "cifar_", "limited_")) and name != "resnet":
         kwargs["width"] = 0.125
     model = build_model(name, 7, **kwargs).eval()

@@ -175,7 +175,7 @@ def test_refit_on_object_windows_helps_only_where_the_border_misleads_the_fit():
         background.refit_rows(probs, probs[:10], labels, ring, counts)
 
 
-def test_refit_study_refits_each_read_out_on_centre_windows_and_refuses_bagnet(monkeypatch):
+def test_refit_study_trains_every_family_on_centre_windows(monkeypatch):
     from types import SimpleNamespace
 
     from simplecnn.studies import patches
@@ -184,15 +184,16 @@ def test_refit_study_refits_each_read_out_on_centre_windows_and_refuses_bagnet(m
 
     def fake_predictions(method, data, grid, options, linear, seed):
         seen.append((method, options, linear.train_windows, linear.train_share))
-        return {"test": probs, "train_windows": 123}
+        return {"test": probs, "train_windows": 123, "train_s": 4.5}
     monkeypatch.setattr(patches, "patch_predictions", fake_predictions)
     data = SimpleNamespace(test=type("Test", (), {"labels": labels, "__len__": lambda self: 60})())
     counts = metrics.bootstrap_counts(60, 50, seed=0)
-    rows, lines = background.refit_study({"pixels": probs, "sift": probs}, data, GRID, {"sift": {"codebook": 4}},
+    rows, lines = background.refit_study({"pixels": probs, "sift": probs, "bagnet": probs}, data, GRID,
+                                         {"sift": {"codebook": 4}, "bagnet": {"epochs": 1}},
                                          patches.LinearOptions(), 0, 16 / 25, counts)
-    assert seen == [("pixels", {}, "centre", 16 / 25), ("sift", {"codebook": 4}, "centre", 16 / 25)]
-    assert [r["method"] for r in rows] == ["pixels", "sift"] and rows[0]["train_windows"] == 123
+    assert seen == [("pixels", {}, "centre", 16 / 25), ("sift", {"codebook": 4}, "centre", 16 / 25),
+                    ("bagnet", {"epochs": 1}, "centre", 16 / 25)]
+    assert [r["method"] for r in rows] == ["pixels", "sift", "bagnet"] and rows[0]["train_windows"] == 123
+    assert rows[2]["train_s"] == 4.5
     assert rows[0]["image_acc_total"] > 0  # the refit (here the informative centre) votes with object windows only
     assert lines[0].startswith("pixels-8:")
-    with pytest.raises(ValueError, match="cannot be refitted"):
-        background.refit_study({"bagnet": probs}, data, GRID, {}, patches.LinearOptions(), 0, 0.5, counts)

@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from simplecnn.studies.patches import sift, stream, tile2vec
+from simplecnn.studies.patches import object_bagnet, sift, stream, tile2vec
 from simplecnn.studies.patches.compare import headline  # noqa: F401  (the summary reads it here)
 from simplecnn.studies.patches.grid import Grid, extract
 from simplecnn.studies.patches.stream import sample_windows, sampled_features, streamed_probs
@@ -63,7 +63,7 @@ class LinearOptions:
     c: float = 1.0  # inverse L2 strength
     max_patches: int = 40_000  # training windows the classifier is fitted on (a seeded sample)
     batch_images: int = 64  # images featurised per call (bounds memory; does not change results)
-    train_windows: str = "all"  # "all", or "centre": fit on the object windows of the centre detector only
+    train_windows: str = "all"  # "all", or "centre": fit on the object windows of the centre detector only (a BagNet: pool its logits over them)
     train_share: float = 0.5  # with "centre": share of each training image's windows left out as background
 
     def __post_init__(self):
@@ -214,23 +214,44 @@ class BagNetOptions:
     cpu_bf16: bool = False  # bf16 autocast on the CPU too (TrainConfig.cpu_bf16)
 
 
-def train_bagnet(data: DataSplits, q: int, options: BagNetOptions, seed: int, cache: Cache):
+def train_bagnet(data: DataSplits, q: int, options: BagNetOptions, seed: int, cache: Cache,
+                 keep: np.ndarray | None = None):
+    """A BagNet-q trained through its mean logits over every window, or with ``keep`` (side
+    × side bool over its logit map at the data's image size) over those windows only
+    (``object_bagnet``)."""
     config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
                          weight_decay=options.weight_decay, seed=seed, cpu_bf16=options.cpu_bf16)
-    return train_model("bagnet", data, config, {"q": q, "width": options.width, "blocks": list(options.blocks)},
-                       cache=cache)
+    kwargs = {"q": q, "width": options.width, "blocks": list(options.blocks)}
+    if keep is None:
+        return train_model("bagnet", data, config, kwargs, cache=cache)
+    kwargs |= {"keep": np.asarray(keep, dtype=bool).tolist(), "source": object_bagnet.current_source()}
+    return train_model("bagnet_object", data, config, kwargs, cache=cache)
+
+
+def bagnet_object_mask(grid: Grid, share: float) -> np.ndarray:
+    """The centre detector's object windows over a BagNet-q's whole logit map at the grid's
+    image size (windows every ``MAP_STRIDE`` px): the positions ``object_positions`` gives
+    the linear read-outs, on the map the BagNet pools."""
+    full = Grid(grid.q, object_bagnet.MAP_STRIDE, grid.size)
+    return object_positions(full, share).reshape(full.side, full.side)
 
 
 def run_bagnet(data: DataSplits, grid: Grid, options: dict, linear: LinearOptions, seed: int,
                cache: Cache | None = None) -> dict:
-    trained = train_bagnet(data, grid.q, BagNetOptions(**options), seed, cache or Cache())
+    """A BagNet's window probabilities on ``grid``; with ``linear.train_windows == "centre"``
+    the BagNet trained through its mean logits over the centre detector's object windows."""
+    keep = bagnet_object_mask(grid, linear.train_share) if linear.train_windows == "centre" else None
+    trained = train_bagnet(data, grid.q, BagNetOptions(**options), seed, cache or Cache(), keep)
     _check_bagnet_grid(trained.model[1], grid)
-    out = {"train_s": trained.train_s, "params": count_params(trained.model)}
+    map_side = Grid(grid.q, object_bagnet.MAP_STRIDE, grid.size).side
+    out = {"train_s": trained.train_s, "params": count_params(trained.model),
+           "train_windows": len(data.train) * int(map_side ** 2 if keep is None else keep.sum())}  # pooled in training
     for split in ("val", "test"):
         t0 = time.perf_counter()
         out[split] = torch.softmax(bagnet_patch_logits(trained.model, getattr(data, split).images, grid), -1)
         out[f"{split}_s"] = time.perf_counter() - t0
-    out["macs_per_patch"] = macs(trained.model[1], grid.q)  # one window evaluated on its own
+    bag = trained.model[1] if keep is None else object_bagnet.window_model(trained.model[1])
+    out["macs_per_patch"] = macs(bag, grid.q)  # one window evaluated on its own
     return out
 
 

@@ -18,8 +18,8 @@ images (windows go with their image; one set of resamples, so differences are pa
 Ignoring background at aggregation needs the detector on the test images only. Ignoring it
 in training (``refit_rows``) refits the linear read-outs on the centre detector's object
 windows of the training images (``LinearOptions(train_windows="centre")``: the same
-positions in every image, so no detector pass over the training set); the BagNets, trained
-through their mean logits, are not retrained that way.
+positions in every image, so no detector pass over the training set) and retrains the
+BagNet with its mean logits over those windows only (``object_bagnet``).
 """
 
 from __future__ import annotations
@@ -214,21 +214,21 @@ def refit_rows(fit_all: torch.Tensor, fit_object: torch.Tensor, labels: torch.Te
 
 def refit_study(fits_all: dict[str, torch.Tensor], data, grid: Grid, options: dict[str, dict], linear,
                 seed: int, share: float, counts: np.ndarray) -> tuple[list[dict], list[str]]:
-    """The proposal's training without background for each linear read-out in ``fits_all``
-    (method → its test window probabilities, fitted on all windows): refitted on the centre
-    detector's object windows (``LinearOptions(train_windows="centre")``, from the cache
-    when it holds them) and scored by ``refit_rows`` on the test images. Returns the rows
-    and the chapter's printed lines."""
+    """The proposal's training without background for each family in ``fits_all`` (method →
+    its test window probabilities, trained on all windows): the linear read-outs refitted on
+    the centre detector's object windows, the BagNet retrained with its mean logits over
+    them (``LinearOptions(train_windows="centre")``, from the cache when it holds them), and
+    scored by ``refit_rows`` on the test images. Returns the rows and the chapter's printed
+    lines."""
     from simplecnn.studies.patches import patch_predictions  # looked up at call time (the package imports this module)
     refit_linear = replace(linear, train_windows="centre", train_share=share)
     mask = background_mask(centre_scores(len(data.test), grid), share)
     rows, lines = [], []
     for method, fit_all in fits_all.items():
-        if method == "bagnet":
-            raise ValueError("BagNet is trained through its mean logits, not a window read-out: it cannot be refitted")
         refit = patch_predictions(method, data, grid, options.get(method, {}), refit_linear, seed)
         row = refit_rows(fit_all, refit["test"], data.test.labels, mask, counts)
-        rows.append({"method": method, "q": grid.q, "train_windows": refit["train_windows"], **row})
+        rows.append({"method": method, "q": grid.q, "train_windows": refit.get("train_windows"),
+                     "train_s": refit.get("train_s"), **row})
         lines.append(refit_line(method, grid.q, row))
     return rows, lines
 
@@ -236,7 +236,7 @@ def refit_study(fits_all: dict[str, torch.Tensor], data, grid: Grid, options: di
 def refit_line(method: str, q: int, row: dict) -> str:
     """The chapter's printed check for one refitted read-out (accuracy in points)."""
     parts = []
-    for change, label in (("refit", "refitting on object windows"), ("total", "refit + object-only vote vs neither")):
+    for change, label in (("refit", "training on object windows"), ("total", "trained + object-only vote vs neither")):
         d, lo, hi = (round(100 * row[f"image_acc_{change}{k}"], 1) + 0.0 for k in ("", "_low", "_high"))
         parts.append(f"{label} {d:+.1f} [{lo:+.1f}, {hi:+.1f}] points "
                      f"({'resolved' if row[f'image_acc_{change}_resolved'] else 'not resolved'})")
