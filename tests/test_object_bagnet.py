@@ -25,6 +25,7 @@ def test_image_logits_are_the_mean_window_logits_over_the_kept_windows():
     keep[1:3, 1:3] = True
     keep[0, 3] = True
     model = _pooled(keep).eval()
+    assert model.stride == object_bagnet.MAP_STRIDE  # the stride the mask helpers assume
     x = torch.rand(2, 3, 33, 33)  # a 4 × 4 logit map for q = 9 at stride 8
     maps = model.patch_logits(x)
     torch.testing.assert_close(model(x), maps[:, :, keep].mean(2))
