@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup lock data data-reduced dry-run book test lab sweep-example browser bench bench-recipes bench-hours clean
+.PHONY: all setup lock data data-reduced dry-run prove book test test-fast verify screenshot lab sweep-example browser bench \
+        bench-recipes bench-hours bench-contention clean
 all: book
 
 # The virtual environment from the lock (every package pinned), re-made when it changes.
@@ -33,18 +34,37 @@ data: setup
 data-reduced: data
 	$(PY) -m simplecnn data-reduced --out build/data-reduced
 
-# Prove the gpu and paper profiles on this machine: every chapter with its real models and
-# resolutions, two training steps each, and each chapter's accelerator-memory estimate.
+# Prove the gpu and paper profiles on this machine at full size, for real: every chapter with its
+# real models and resolutions, two training steps each, each chapter's accelerator-memory estimate
+# (about a quarter of an hour; make test proves the same on meta tensors and small resolutions).
 dry-run: data
 	$(PY) -m pytest -m dryrun -s tests/test_dry_run.py
+
+# Every model of a profile forward and backward on meta tensors at full size (seconds).
+prove: setup
+	$(PY) -m simplecnn prove --profile $(if $(filter cpu,$(PROFILE)),gpu,$(PROFILE))
 
 # Execute the notebooks that changed (papermill) and build the HTML (jupyter-book 1.x).
 book: data
 	$(PY) -m simplecnn book --profile $(PROFILE)
 
-# Unit tests, a smoke-profile build of the whole book opened in headless Chromium, the gpu and paper dry runs.
+# Unit tests, a smoke-profile build of the whole book opened in headless Chromium, the gpu and
+# paper profiles proved (meta tensors at full size, notebooks small); on both cores, slowest listed.
 test: data browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 -m "not dryrun" --durations=15
+
+# The inner loop: everything but notebook executions, training runs, subprocesses and large passes.
+test-fast: setup
+	$(PY) -m pytest -n 2 -m "not slow and not dryrun"
+
+# Re-run the book's profile into a scratch folder and judge it against the committed results.
+verify: data
+	$(PY) -m simplecnn run --profile $(PROFILE) --out build/verify
+	$(PY) -m simplecnn verify build/verify --profile $(PROFILE) --md build/verify/report.md
+
+# A picture of the built book for the README (headless Chromium, as the browser test drives it).
+screenshot: browser
+	$(PY) -m simplecnn screenshot --profile $(PROFILE) --out docs/book.png
 
 # Debian's Chromium for the browser test (playwright drives it; its own download cannot run here).
 browser:
@@ -73,6 +93,10 @@ bench-recipes: data
 # Expected training hours of a profile's chapters from img/s measured here (PROFILE=paper by default).
 bench-hours: setup
 	$(PY) benchmarks/profile_hours.py --profile $(if $(filter cpu,$(PROFILE)),paper,$(PROFILE))
+
+# One training epoch alone and beside a competing training process, per thread-waiting policy.
+bench-contention: setup
+	$(PY) benchmarks/contention.py
 
 clean:
 	rm -rf build

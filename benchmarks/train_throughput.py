@@ -17,7 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from simplecnn.core.data import channel_stats, load_dataset, resolve_dataset
+from simplecnn.core.data import load_dataset, resolve_dataset
+from simplecnn.core.train import channel_stats
 from simplecnn.core.train import TrainConfig, build_normalized, fit
 
 SETTINGS = [  # data set, resolution, model, width

@@ -33,11 +33,13 @@ import time
 
 from myst_nb import glue
 
+from simplecnn.core.params import check as check_parameters
 from simplecnn.core import data, plots, results
 from simplecnn.core.device import use_device
 from simplecnn.studies import data as study
 
 started = time.time()
+check_parameters("data", globals(), study.PARAMETERS)  # bad values stop here, before any work
 use_device(device)  # nothing here computes on it; the results record it
 glue("profile", results.Plain(profile), display=False)  # pasted by the intro page
 
@@ -90,4 +92,5 @@ for name, s in splits.items():
                      title=f"{name}: training images at {s.train.resolution} px")
 
 # %%
-results.write_results("data", profile, study.results_dict(splits), started)
+out = study.results_dict(splits)
+print(results.write_results("data", profile, out, started, study.headline(out)))

@@ -28,7 +28,7 @@ device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cu
 models: list[str] = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
           "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]  # torchvision names
 resolution: int = 224  # input side (px) for parameters, MACs, activations and receptive fields
-peak_batch: int = 8  # batch of the measured training step (0: skip the measurement)
+peak_batch: int = 8  # batch of the measured training step
 peak_resolution: int = 224  # input side (px) of the measured training step
 
 # %%
@@ -39,16 +39,18 @@ import pandas as pd
 import seaborn as sns
 from myst_nb import glue
 
+from simplecnn.core.params import check as check_parameters
 from simplecnn.core import plots, results
 from simplecnn.core.device import use_device
 from simplecnn.studies import zoo
 
 started = time.time()
+check_parameters("zoo", globals(), zoo.PARAMETERS)  # bad values stop here, before any work
 use_device(device)  # every model, inference and timing below runs there
 MiB = 2**20
 glue("resolution", resolution, display=False)
 glue("num_classes", 1000, display=False)
-table = zoo.zoo_table(models, resolution, peak_batch or None, peak_resolution)
+table = zoo.zoo_table(models, resolution, peak_batch, peak_resolution)
 
 # %% [markdown]
 # ## The table
@@ -96,22 +98,21 @@ ax.set_title(f"Parameters vs MACs at {resolution}×{resolution}");
 # classifiers in the next chapters, which never hold a full image's activations).
 
 # %%
-fig, axes = plt.subplots(1, 2 if peak_batch else 1, figsize=(13 if peak_batch else 7, 5), squeeze=False)
+fig, axes = plt.subplots(1, 2, figsize=(13, 5), squeeze=False)
 plots.labelled_scatter(table.assign(act=table["activation_bytes"] / MiB, par=table["param_bytes"] / MiB),
                        "par", "act", hue="family", xlabel="parameter memory (MiB, fp32)",
                        ylabel="activation memory per image (MiB, fp32)", ax=axes[0][0], skip_label="_bn")
 lim = [min(axes[0][0].get_xlim()[0], axes[0][0].get_ylim()[0]), max(axes[0][0].get_xlim()[1], axes[0][0].get_ylim()[1])]
 axes[0][0].plot(lim, lim, ls="--", c="grey", lw=1)
-if peak_batch:
-    peaks = zoo.peak_estimate(table, peak_batch)
-    glue("peak_ratio_min", float(peaks["ratio"].min()), display=False)
-    glue("peak_ratio_max", float(peaks["ratio"].max()), display=False)
-    frame = pd.DataFrame({"measured": peaks["measured"] / MiB,
-                          "gradients + momentum + batch × activations": peaks["estimate"] / MiB}).reset_index()
-    sns.barplot(data=frame.melt(id_vars="model", var_name="what", value_name="MiB"), y="model", x="MiB",
-                hue="what", ax=axes[0][1])
-    sns.move_legend(axes[0][1], "lower center", bbox_to_anchor=(0.5, 1.08), ncol=1, title=None, frameon=False)
-    axes[0][1].set_xlabel(f"peak memory one training step adds (MiB), batch {peak_batch} at {peak_resolution} px")
+peaks = zoo.peak_estimate(table, peak_batch)
+glue("peak_ratio_min", float(peaks["ratio"].min()), display=False)
+glue("peak_ratio_max", float(peaks["ratio"].max()), display=False)
+frame = pd.DataFrame({"measured": peaks["measured"] / MiB,
+                      "gradients + momentum + batch × activations": peaks["estimate"] / MiB}).reset_index()
+sns.barplot(data=frame.melt(id_vars="model", var_name="what", value_name="MiB"), y="model", x="MiB",
+            hue="what", ax=axes[0][1])
+sns.move_legend(axes[0][1], "lower center", bbox_to_anchor=(0.5, 1.08), ncol=1, title=None, frameon=False)
+axes[0][1].set_xlabel(f"peak memory one training step adds (MiB), batch {peak_batch} at {peak_resolution} px")
 fig.tight_layout()
 
 # %% [markdown]
@@ -200,5 +201,5 @@ ax.axvline(resolution, ls="--", c="grey")
 ax.set_xlabel("receptive field of the last conv layer (px); dashed: input size");
 
 # %%
-path = results.write_results("zoo", profile, zoo.results_dict(table, original, resolution), started)
-print(f"wrote {path}")
+out = zoo.results_dict(table, original, resolution)
+print(results.write_results("zoo", profile, out, started, zoo.headline(out)))

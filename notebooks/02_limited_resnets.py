@@ -37,7 +37,10 @@ seeds: list[int] = [0, 1]  # one training run per seed and configuration
 train_size: "Optional[int]" = None  # training images, stratified subset (None: all 45,000)
 val_size: "Optional[int]" = None  # validation images for the training curves (None: all 5,000)
 test_size: "Optional[int]" = None  # test images for the final numbers (None: all 10,000)
-epochs: int = 4  # epochs of every design's run (over the originals plus any offline copies)
+epochs: int = 5  # epochs of every design's run (over the originals plus any offline copies)
+low_res_epochs: int = 4  # progressive resizing: the first epochs train on images downscaled by low_res_scale (0: off)
+low_res_scale: float = 0.625  # their side over the data's (20 px of 32): benchmarks/limited_levers.py
+val_curves: bool = False  # score the validation images after every epoch (training curves of validation accuracy)
 regimen: str = "budget"  # "budget": one-cycle SGD, label smoothing, EMA, TTA; "paper": the paper's multi-step SGD
 batch_size: int = 256  # the paper used 32
 lr: float = 0.4  # peak (budget) or initial (paper: divided by 10 at 30/50/70/90 % of training) learning rate
@@ -66,30 +69,24 @@ split_seed: int = 0  # seed of the data splits and subsets
 # %%
 import time
 
-import matplotlib.pyplot as plt
-import seaborn as sns
-from myst_nb import glue
-
-from simplecnn.core import data, plots, results  # noqa: F401 (plots: book style)
+from simplecnn.core.params import check as check_parameters
+from simplecnn.core import data, plots, present, results
 from simplecnn.core.device import device_description, use_device
 from simplecnn.core.models import build_model, count_params
 from simplecnn.studies import limited
+from simplecnn.studies.limited import figures
 
 started = time.time()
+check_parameters("limited_resnets", globals(), limited.PARAMETERS)  # bad values stop here, before any work
 use_device(device)  # every model, inference and timing below runs there
 full_splits = data.load_dataset(dataset, resolution, val_fraction=val_fraction, split_seed=split_seed)
 splits = full_splits.reduced(train=train_size, val=val_size, test=test_size, seed=split_seed)
 names = limited.augmentations(hue)
 paper = limited.PAPER
-for key in ("budget", "epochs", "copies", "images", "batch_size"):
-    glue(f"paper_{key}" if key != "budget" else "budget", paper[key], display=False)
-glue("paper_best", max(limited.PAPER_ACC.values()), display=False)
-glue("n_train", len(splits.train), display=False)
-glue("n_val", len(splits.val), display=False)
-glue("n_test", len(splits.test), display=False)
-glue("epochs", epochs, display=False)
-glue("width", width, display=False)
-glue("n_seeds", len(seeds), display=False)
+present.glue_all({**{f"paper_{k}": paper[k] for k in ("epochs", "copies", "images", "batch_size")},
+                  "budget": paper["budget"], "paper_best": max(limited.PAPER_ACC.values()),
+                  "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
+                  "epochs": epochs, "width": width, "n_seeds": len(seeds)})
 splits.sizes()
 
 # %% [markdown]
@@ -106,17 +103,12 @@ splits.sizes()
 # %%
 table = limited.design_table(width, resolution, splits.num_classes).loc[designs]
 full = limited.design_table(1.0, resolution, splits.num_classes)
-glue("resnet18_params", count_params(build_model("cifar_resnet18", splits.num_classes)), display=False)
-glue("params_min", int(full["paper_params"].min()), display=False)
-glue("params_max", int(full["paper_params"].max()), display=False)
-glue("macs_ratio", float(full["paper_macs"].max() / full["paper_macs"].min()), display=False)
-glue("params_spread", float(100 * (full["paper_params"].max() / full["paper_params"].min() - 1)), display=False)
-glue("stem_channels", limited.LIMITED["IIa"].stem_channels, display=False)
-shown = table.assign(**{"paper params": table["paper_params"].map("{:,}".format),
-                        "paper GMACs": table["paper_macs"] / 1e9, "params here": table["params"].map("{:,}".format),
-                        "MMACs here": table["macs"] / 1e6})
-shown[["paper params", "paper GMACs", "params here", "MMACs here", "paper_acc"]].rename(
-    columns={"paper_acc": "paper test acc (%)"}).style.format(precision=3)
+present.glue_all({"resnet18_params": count_params(build_model("cifar_resnet18", splits.num_classes)),
+                  "params_min": int(full["paper_params"].min()), "params_max": int(full["paper_params"].max()),
+                  "macs_ratio": float(full["paper_macs"].max() / full["paper_macs"].min()),
+                  "params_spread": float(100 * (full["paper_params"].max() / full["paper_params"].min() - 1)),
+                  "stem_channels": limited.LIMITED["IIa"].stem_channels})
+limited.designs_frame(table).style.format(precision=3)
 
 # %% [markdown]
 # The parameter budget is spent very differently: the three-stage designs II(a) and II(b)
@@ -136,21 +128,10 @@ shown[["paper params", "paper GMACs", "params here", "MMACs here", "paper_acc"]]
 
 # %%
 costs = limited.design_costs(designs, resolution, cost_batch, splits.num_classes, measure=measure_costs)
-glue("resolution", resolution, display=False)
-glue("cost_batch", cost_batch, display=False)
-glue("cost_device", results.Plain(device_description()), display=False)
-if measure_costs:
-    glue("rate_ratio", float(costs["train_img_s"].max() / costs["train_img_s"].min()), display=False)
-else:
-    glue("rate_ratio", float("nan"), display=False)
-shown_costs = costs.assign(**{"params": costs["paper_params"].map("{:,}".format), "GMACs": costs["paper_macs"] / 1e9,
-                              "activations (MiB)": costs["activation_bytes"] / 2**20})
-columns = ["params", "GMACs", "activations (MiB)"]
-if measure_costs:
-    shown_costs["training-step peak (MiB)"] = costs["train_step_peak_bytes"] / 2**20
-    shown_costs["training img/s"] = costs["train_img_s"]
-    columns += ["training-step peak (MiB)", "training img/s"]
-shown_costs[columns].style.format(precision=2)
+present.glue_all({"resolution": resolution, "cost_batch": cost_batch, "cost_device": device_description(),
+                  "rate_ratio": float(costs["train_img_s"].max() / costs["train_img_s"].min()) if measure_costs
+                  else float("nan")})
+limited.costs_frame(costs).style.format(precision=2)
 
 # %% [markdown]
 # ## Which designs are better under a fixed budget?
@@ -159,38 +140,31 @@ shown_costs[columns].style.format(precision=2)
 # seed ({glue:text}`n_seeds` seeds), with {glue:text}`regimen_text`, and
 # {glue:text}`main_augmentation_text`. The designs are the paper's; the regimen is ours,
 # chosen for a short budget rather than the paper's {glue:text}`paper_epochs` epochs of
-# multi-step SGD (which the `paper` profile runs). Training curves are on the
-# {glue:text}`n_val:,` validation images; nothing is selected on test, and each run's
-# {glue:text}`n_test:,` test images are scored once.
+# multi-step SGD (which the `paper` profile runs). The low-resolution first epochs are what
+# a budget buys most cheaply: measured on the cheapest and the costliest design
+# (`benchmarks/limited_levers.py`), five epochs of which the first four see downscaled
+# images take less time than four at full resolution and reach about the same accuracy
+# (the benchmark prints both, per seed). Nothing is selected on
+# test: each run's {glue:text}`n_test:,` test images are scored once, and the
+# {glue:text}`n_val:,` validation images are held out for the curves (`val_curves`, off in
+# this profile: the training loss shows each run's course). The training seconds in the
+# table come from the run that built this page, on the machine in its provenance; a run
+# that shares its cores with another process takes longer.
 
 # %%
-reg = limited.Regimen(regimen, batch_size, lr, label_smoothing, ema, tta, cpu_bf16)
-if main_augmentation == "crop+flip":
-    main_setting = limited.CROP_FLIP
-    main_text = "crop and flip applied to every draw (the modern default)"
-elif main_augmentation == "all":
-    main_setting = limited.Setting(names, offline=offline_copies)
-    main_text = (f"the paper's five augmentations as its offline set (the originals plus {offline_copies} fixed copies)"
-                 if offline_copies else
-                 "the paper's five augmentations online (each draw: the image as it is or with one of the five)")
-else:
-    raise ValueError(f"main_augmentation must be 'crop+flip' or 'all', got {main_augmentation!r}")
-glue("regimen_text", results.Plain(reg.describe()), display=False)
-glue("main_augmentation_text", results.Plain(main_text), display=False)
-runs = limited.train_grid(designs, {main_augmentation: main_setting}, seeds, splits, width, epochs, reg)
+reg = limited.Regimen(regimen, batch_size, lr, label_smoothing, ema, tta, cpu_bf16, low_res_epochs, low_res_scale)
+main_setting, main_text = limited.main_setting(main_augmentation, names, offline_copies)
+present.glue_all({"regimen_text": reg.describe(), "main_augmentation_text": main_text})
+runs = limited.train_grid(designs, {main_augmentation: main_setting}, seeds, splits, width, epochs, reg,
+                          track_val=val_curves)
 by_design = limited.summarise(runs, "design").join(table[["params", "macs", "paper_params", "paper_acc"]])
 floor = limited.floor_check(by_design, accuracy_floor)
 print(floor["text"])
 by_design.style.format(precision=2)
 
 # %%
-curves = limited.history_frame(runs)
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-sns.lineplot(data=curves, x="epoch", y="train_loss", hue="design", errorbar="sd", ax=axes[0])
-sns.lineplot(data=curves, x="epoch", y="val_acc", hue="design", errorbar="sd", ax=axes[1])
-axes[0].set_ylabel("training loss"), axes[1].set_ylabel("validation accuracy")
-fig.suptitle("Training curves (mean over seeds, band: ± one standard deviation)")
-fig.tight_layout()
+fig = plots.training_curves(limited.history_frame(runs), "design",
+                            "Training curves (mean over seeds, band: ± one standard deviation)")
 
 # %% [markdown]
 # Across designs the mean test accuracies span {glue:text}`design_span:.1f` percentage
@@ -202,19 +176,11 @@ fig.tight_layout()
 # separates them is how they spend compute.
 
 # %%
-glue("design_span", float(by_design["acc_mean"].max() - by_design["acc_mean"].min()), display=False)
-glue("acc_low", float(by_design["acc_mean"].min()), display=False)
-glue("acc_high", float(by_design["acc_mean"].max()), display=False)
-glue("seed_std", float(by_design["acc_std"].mean()), display=False)
-glue("best_design", results.Plain(by_design["acc_mean"].idxmax()), display=False)
-glue("floor_text", results.Plain(floor["text"]), display=False)
-bubble = by_design.reset_index()
-ax = sns.scatterplot(data=bubble, x=bubble["macs"] / 1e6, y="acc_mean", size="params", hue="design",
-                     sizes=(80, 400), legend="brief")
-ax.errorbar(bubble["macs"] / 1e6, bubble["acc_mean"], yerr=bubble["acc_std"], fmt="none", ecolor="grey")
-ax.set_xlabel("multiply-accumulates per image (M), as trained")
-ax.set_ylabel("test accuracy (%)")
-sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1));
+present.glue_all({"design_span": float(by_design["acc_mean"].max() - by_design["acc_mean"].min()),
+                  "acc_low": float(by_design["acc_mean"].min()), "acc_high": float(by_design["acc_mean"].max()),
+                  "seed_std": float(by_design["acc_std"].mean()), "best_design": by_design["acc_mean"].idxmax(),
+                  "floor_text": floor["text"]})
+fig = figures.accuracy_vs_macs(by_design)
 
 # %% [markdown]
 # ## Which differences are resolved
@@ -231,23 +197,10 @@ sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1));
 
 # %%
 pairs = limited.pairwise_differences(runs, test=pairwise_test)
-glue("pairwise_text", results.Plain({
-    "pooled": f"a Student-t interval whose seed-to-seed variance is pooled over all {len(designs)} designs "
-              f"({int(pairs['df'].iloc[0])} degrees of freedom, against {len(seeds) - 1} for one pair alone: "
-              "the usual choice when every design has few seeds and their noise is alike).",
-    "paired": f"a paired Student-t interval over the per-seed differences ({len(seeds) - 1} degrees of freedom)."}[
-        pairwise_test]), display=False)
-glue("n_pairs", len(pairs), display=False)
-glue("n_resolved", int(pairs["resolved"].sum()), display=False)
-glue("alpha", 0.05, display=False)
-resolved = [f"{r.a} vs {r.b}" for r in pairs.itertuples() if r.resolved]
-glue("resolved_text", results.Plain("resolved: " + ", ".join(resolved) if resolved else "no pair is resolved"),
-     display=False)
-matrix, stars = limited.difference_matrix(pairs, designs)
-ax = sns.heatmap(matrix, annot=matrix.round(1).astype(str) + stars, fmt="", cmap="vlag", center=0,
-                 cbar_kws={"label": "row − column, test accuracy (points)"})
-ax.set_xlabel(""), ax.set_ylabel("")
-ax.set_title("Differences between designs (* resolved after Holm)");
+present.glue_all({"pairwise_text": limited.pairwise_text(pairs, pairwise_test, len(designs), len(seeds)),
+                  "n_pairs": len(pairs), "n_resolved": int(pairs["resolved"].sum()), "alpha": 0.05,
+                  "resolved_text": limited.resolved_text(pairs)})
+fig = figures.differences(pairs, designs)
 
 # %%
 pairs.style.format(precision=3)
@@ -268,18 +221,10 @@ pairs.style.format(precision=3)
 
 # %%
 rank = limited.rank_agreement(limited.PAPER_ACC, by_design["acc_mean"].to_dict())
-for key in ("kendall", "kendall_p", "spearman", "spearman_p"):
-    glue(key, rank[key], display=False)
-glue("n_designs", rank["n"], display=False)
-glue("rank_verdict", results.Plain(limited.rank_verdict(rank, int(pairs["resolved"].sum()))), display=False)
-compare = by_design[["paper_acc", "acc_mean"]].rename(columns={"paper_acc": "paper (full width, long training)",
-                                                               "acc_mean": f"here (×{width}, {epochs} epochs)"})
-ax = compare.plot.bar(figsize=(8, 4), rot=0, yerr={compare.columns[1]: by_design["acc_std"]})
-ax.set_ylabel("CIFAR-10 test accuracy (%)")
-ax.set_ylim(max(0, compare.min().min() - 10), 100)
-for _, anchor in limited.ANCHORS.iterrows():
-    ax.axhline(anchor["acc"], ls=":", c="grey", lw=1)
-    ax.annotate(anchor["model"], (len(compare) - 0.5, anchor["acc"]), fontsize=7, ha="right", va="bottom")
+rank_status, rank_words = limited.rank_verdict(rank, pairs, limited.PAPER_ACC)
+present.glue_all({**{k: rank[k] for k in ("kendall", "kendall_p", "spearman", "spearman_p")}, "n_designs": rank["n"],
+                  "rank_verdict": rank_words})
+fig = figures.beside_paper(by_design, width, epochs)
 limited.ANCHORS.rename(columns={"params_m": "params (M)", "acc": "CIFAR-10 test acc (%)"})
 
 # %% [markdown]
@@ -294,42 +239,34 @@ limited.ANCHORS.rename(columns={"params_m": "params (M)", "acc": "CIFAR-10 test 
 # one-of policy), crop+flip (both on every draw), each alone{glue:text}`ablation_extra`.
 # Bars show the change in test accuracy against no augmentation, paired by seed.
 #
-# Checks of the regime: {glue:text}`overfit_text`; {glue:text}`check_all_text`;
-# {glue:text}`check_crop_flip_text`. {glue:text}`ablation_verdict`
+# Checks of the regime: {glue:text}`overfit_text`. Every setting is compared with none,
+# and the paper's offline row with the online one, by its per-seed differences (paired by
+# seed) with the seed-to-seed variance of those differences pooled over all the contrasts,
+# Holm-corrected together (the intervals cover training seeds): {glue:text}`ablation_tests_text`.
+# {glue:text}`ablation_verdict`
 
 # %%
 abl_reg = limited.Regimen("budget", ablation_batch_size, ablation_lr, label_smoothing=0.0, tta=False,
                           cpu_bf16=cpu_bf16)
 settings = limited.ablation_settings(names, ablation_leave_one_out, ablation_offline_copies, ablation_epochs)
 abl_splits = full_splits.reduced(train=ablation_train_size, val=val_size, test=test_size, seed=split_seed)
-glue("ablation_design", results.Plain(ablation_design), display=False)
-glue("ablation_width", ablation_width, display=False)
-glue("ablation_n_train", len(abl_splits.train), display=False)
-glue("ablation_epochs", ablation_epochs, display=False)
-glue("ablation_regimen", results.Plain(abl_reg.describe()), display=False)
-extra = (", each left out" if ablation_leave_one_out else "") + (
-    f", and all five as the paper's offline set (the originals plus {ablation_offline_copies} fixed copies, "
-    f"{ablation_epochs // (ablation_offline_copies + 1)} epochs: as many steps as the online rows)"
-    if ablation_offline_copies else "")
-glue("ablation_extra", results.Plain(extra), display=False)
 ablation = limited.train_grid([ablation_design], settings, seeds, abl_splits, ablation_width, ablation_epochs,
                               abl_reg, track_val=False, train_acc=True)
 by_setting = limited.ablation_summary(ablation)
 overfit = limited.overfit_check(by_setting)
-checks = limited.gain_checks(by_setting)
-for line in [overfit["text"], *(c["text"] for c in checks.values())]:
-    print(line)
-ax = sns.barplot(data=limited.gains(ablation), y="setting", x="gain", order=[s for s in settings if s != "none"],
-                 errorbar="sd")
-ax.axvline(0, c="black", lw=1)
-ax.set_xlabel("test accuracy change against no augmentation (percentage points; bar: ± one std over seeds)");
+tests = limited.ablation_tests(ablation)
+present.glue_all({"ablation_design": ablation_design, "ablation_width": ablation_width,
+                  "ablation_n_train": len(abl_splits.train), "ablation_epochs": ablation_epochs,
+                  "ablation_regimen": abl_reg.describe(),
+                  "ablation_extra": limited.ablation_extra(ablation_leave_one_out, ablation_offline_copies,
+                                                           ablation_epochs),
+                  "overfit_text": overfit["text"], "ablation_tests_text": limited.tests_text(tests),
+                  "ablation_verdict": limited.ablation_verdict(overfit, tests)})
+print("\n".join([overfit["text"], *(t["text"] for t in tests.values())]))
+fig = figures.ablation(ablation, [s for s in settings if s != "none"])
 
 # %%
-glue("overfit_text", results.Plain(overfit["text"]), display=False)
-glue("check_all_text", results.Plain(checks["all"]["text"]), display=False)
-glue("check_crop_flip_text", results.Plain(checks["crop+flip"]["text"]), display=False)
-glue("ablation_verdict", results.Plain(limited.ablation_verdict(overfit, checks)), display=False)
-by_setting.style.format(precision=2)
+limited.tests_frame(by_setting, tests).style.format(precision=2)
 
 # %% [markdown]
 # Online and offline augmentation are not the same training. Online, each time an image is
@@ -347,9 +284,8 @@ by_setting.style.format(precision=2)
 # ({glue:text}`offline_text`), and the `paper` profile trains the designs on it.
 
 # %%
-glue("paper_copies_plus_one", paper["copies"] + 1, display=False)
-glue("paper_passes", paper["epochs"] * (paper["copies"] + 1), display=False)
-glue("offline_text", results.Plain(limited.offline_text(by_setting)), display=False)
+present.glue_all({"paper_copies_plus_one": paper["copies"] + 1, "paper_passes": paper["epochs"] * (paper["copies"] + 1),
+                  "offline_text": limited.offline_text(tests)})
 
 # %% [markdown]
 # ## Readings of the paper
@@ -395,22 +331,10 @@ glue("offline_text", results.Plain(limited.offline_text(by_setting)), display=Fa
 #   profile restores the paper's regimen, widths, data and offline copies.
 
 # %%
-kernels = {d: limited.kernel_text(d) for d in ("I", "IIb", "IV")}
-glue("stem_kernel", results.Plain(kernels["IV"]["stem"]), display=False)
-glue("i_first", results.Plain(kernels["I"]["first"]), display=False)
-glue("i_skip", results.Plain(kernels["I"]["skip"]), display=False)
-glue("iib_first", results.Plain(kernels["IIb"]["first"]), display=False)
-glue("iv_first", results.Plain(kernels["IV"]["first"]), display=False)
-glue("iv_skip", results.Plain(kernels["IV"]["skip"]), display=False)
 iv_stem = limited.params_with_stem_kernel("IV", limited.LIMITED["IV"].kernel, splits.num_classes)
-glue("iv_stem_params", iv_stem, display=False)
-glue("iv_stem_extra", iv_stem - int(full.loc["IV", "paper_params"]), display=False)
-glue("paper_params_m", paper["params_m"], display=False)
-glue("paper_iv_kernel", results.Plain(f"{paper['iv_kernel']}×{paper['iv_kernel']}"), display=False)
-glue("paper_iv_skip", results.Plain(f"{paper['iv_skip']}×{paper['iv_skip']}"), display=False)
-glue("color_low", limited.COLOR_RANGE[0], display=False)
-glue("color_high", limited.COLOR_RANGE[1], display=False)
-glue("hue_reading", results.Plain({"scale": "the hue scaling", "shift": "the hue shift"}[hue]), display=False)
+present.glue_all({**limited.reading_values(), "iv_stem_params": iv_stem,
+                  "iv_stem_extra": iv_stem - int(full.loc["IV", "paper_params"]),
+                  "hue_reading": {"scale": "the hue scaling", "shift": "the hue shift"}[hue]})
 
 # %%
 setting = {"n_train": len(splits.train), "n_test": len(splits.test), "resolution": resolution, "width": width,
@@ -419,5 +343,6 @@ setting = {"n_train": len(splits.train), "n_test": len(splits.test), "resolution
            "ablation": {"width": ablation_width, "n_train": len(abl_splits.train), "epochs": ablation_epochs,
                         "regimen": abl_reg.describe(), "settings": list(settings)}}
 out = limited.results_dict(table, by_design, pairs, rank, by_setting, setting, costs,
-                           {"floor": floor, "overfit": overfit, "gains": checks})
-print(results.write_results("limited_resnets", profile, out, started))
+                           {"floor": floor, "overfit": overfit, "ablation": tests,
+                            "rank": {"status": rank_status, "text": rank_words}})
+print(results.write_results("limited_resnets", profile, out, started, limited.headline(out)))

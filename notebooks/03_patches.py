@@ -37,7 +37,8 @@ methods: list[str] = ["bagnet", "sift", "tile2vec", "pixels"]  # patch classifie
 train_size: "Optional[int]" = None  # training images, stratified subset (None: all)
 val_size: "Optional[int]" = None  # validation images (None: all)
 test_size: "Optional[int]" = None  # test images (None: all)
-seed: int = 0  # seed of every model
+seed: int = 0  # seed of every model (the tables, figures and background sections use it)
+extra_seeds: list[int] = []  # more training seeds for the chapter's claims (gpu and paper: [1, 2]); [] : one trained model each
 bagnet: dict = {"width": 0.125, "blocks": [1, 1, 1, 1], "epochs": 8, "batch_size": 128, "lr": 0.8, "cpu_bf16": True}  # BagNet options
 sift: dict = {"codebook": 256}  # visual words of the bag-of-words image classifier
 tile2vec: dict = {"channels": 16, "dim": 64, "steps": 150, "batch_size": 256}  # encoder and triplet training
@@ -49,6 +50,9 @@ ci_seed: int = 0  # seed of the resamples (shared by all families: paired differ
 ceiling_recipe: str = "fast"  # training recipe of the full-image CNN
 ceiling_epochs: int = 28  # its epochs
 ceiling_cpu_bf16: bool = True  # bf16 autocast in its training on the CPU too
+ceiling_floor: float = 80.0  # the CNN's test accuracy must reach it (%), or the ceiling is not worth approaching
+bagnet_gap: float = 15.0  # the largest BagNet must come within this many points of the CNN (trained to strength)
+like: "Optional[str]" = None  # recipe of a data set without one of its own: "imagenette" or "cifar10" (None: chosen from the data)
 heatmap_q: int = 17  # patch side of the ROC and evidence figures
 heatmap_images: int = 4  # test images in the evidence figure
 memory_size: int = 896  # side of the upscaled image of the memory test
@@ -65,44 +69,34 @@ split_seed: int = 0  # seed of the data splits and subsets
 # %%
 import time
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
-from myst_nb import glue
 
-from simplecnn.core import data, metrics, plots, recipes, results
-from simplecnn.core.device import use_device
-from simplecnn.studies import gradcam, patches
-from simplecnn.studies.patches import background, compare, sift as sift_features, tiled_training, tiling
-from simplecnn.core.models import count_params
+from simplecnn.core.params import check as check_parameters
+from simplecnn.core import data, metrics, plots, present, recipes, results
 from simplecnn.core.complexity import macs
+from simplecnn.core.device import use_device
+from simplecnn.core.models import count_params
+from simplecnn.studies import gradcam, patches
+from simplecnn.studies.patches import background, compare, figures, sift as sift_features, tiled_training, tiling
 
 started = time.time()
+check_parameters("patches", globals(), patches.PARAMETERS)  # bad values stop here, before any work
 use_device(device)  # every model, inference and timing below runs there
 splits = data.load_dataset(dataset, resolution, val_fraction=val_fraction, split_seed=split_seed)
 splits = splits.reduced(train=train_size, val=val_size, test=test_size, seed=split_seed)
 options = {"bagnet": bagnet, "sift": sift, "tile2vec": tile2vec, "pixels": pixels}
 linear_options = patches.LinearOptions(**linear)
 grids = {q: patches.Grid(q, stride, resolution) for q in qs}
-glue("n_train", len(splits.train), display=False)
-glue("n_test", len(splits.test), display=False)
-glue("resolution", resolution, display=False)
-glue("stride", stride, display=False)
-glue("largest_share", 100 * max(qs) / resolution, display=False)
-glue("paper_top5", results.Plain("/".join(f"{v:g}" for v in compare.BAGNET_TOP5.values())), display=False)
-glue("paper_qs", results.Plain("/".join(map(str, compare.BAGNET_TOP5))), display=False)
-glue("paper_resnet50", compare.RESNET50_TOP5, display=False)
-glue("paper_px", compare.PAPER_RESOLUTION, display=False)
-glue("paper_q", max(compare.BAGNET_TOP5), display=False)
-glue("paper_share", 100 * max(compare.BAGNET_TOP5) / compare.PAPER_RESOLUTION, display=False)
-glue("sift_span", sift_features.DESCRIPTOR_SPAN, display=False)
-glue("sift_dim", 128, display=False)
-glue("max_patches", linear_options.max_patches, display=False)
-glue("batch_images", linear_options.batch_images, display=False)
-glue("rounds", bootstrap_rounds, display=False)
-glue("ci_level", 95, display=False)  # confidence_interval's level
+seeds = [seed, *extra_seeds]
+present.glue_all({
+    "n_train": len(splits.train), "n_test": len(splits.test), "resolution": resolution, "stride": stride,
+    "largest_share": 100 * max(qs) / resolution, "paper_top5": "/".join(f"{v:g}" for v in compare.BAGNET_TOP5.values()),
+    "paper_qs": "/".join(map(str, compare.BAGNET_TOP5)), "paper_resnet50": compare.RESNET50_TOP5,
+    "paper_px": compare.PAPER_RESOLUTION, "paper_q": max(compare.BAGNET_TOP5),
+    "paper_share": 100 * max(compare.BAGNET_TOP5) / compare.PAPER_RESOLUTION,
+    "sift_span": sift_features.DESCRIPTOR_SPAN, "sift_dim": 128, "max_patches": linear_options.max_patches,
+    "batch_images": linear_options.batch_images, "rounds": bootstrap_rounds, "ci_level": 95, "n_seeds": len(seeds)})
 pd.DataFrame({"q": qs, "windows per image": [g.count for g in grids.values()],
               "share of the image side": [q / resolution for q in qs]}).set_index("q").round(3)
 
@@ -146,19 +140,7 @@ pd.DataFrame({"q": qs, "windows per image": [g.count for g in grids.values()],
 # %%
 families = methods + (["bagnet_probe"] if probe else [])
 counts = metrics.bootstrap_counts(len(splits.test), bootstrap_rounds, ci_seed)  # shared by every family
-rows, preds, boots = [], {}, {}
-for q, grid in grids.items():
-    for method in families:
-        out = patches.patch_predictions(method, splits, grid, options.get(method, bagnet), linear_options, seed)
-        preds[method, q] = out
-        row, boots[method, q] = compare.score_windows(out["test"], splits.test.labels, counts)
-        rows.append({"method": method, "q": q, **row, **compare.runtime(out["test_s"], len(splits.test), grid.count),
-                     "train_s": out["train_s"], "patches_per_s": len(splits.test) * grid.count / out["test_s"],
-                     "params": out["params"], "macs_per_patch": out["macs_per_patch"]})
-        if method == "sift":
-            row, boots["sift_bovw", q] = compare.score_images(out["bovw_test"], splits.test.labels, counts)
-            rows.append({"method": "sift_bovw", "q": q, **row, "train_s": out["train_s"] + out["bovw_train_s"]})
-table = pd.DataFrame(rows)
+table, preds, boots = compare.score_families(splits, grids, families, options, linear_options, seed, counts)
 
 # %% [markdown]
 # The ceiling is the full-image CNN of the core's `fast` recipe (ResNet-18 at half width,
@@ -177,67 +159,44 @@ table = pd.DataFrame(rows)
 # paired. Runtime is inference on the test images, features and read-out included.
 
 # %%
-ceiling = recipes.train_recipe(ceiling_recipe, splits, epochs=ceiling_epochs, cpu_bf16=ceiling_cpu_bf16)
-t0 = time.perf_counter()
-ceiling_logits = ceiling.logits(splits.test, "test")
-ceiling_s = time.perf_counter() - t0
-ceiling_score, boots["full_cnn", resolution] = compare.score_images(torch.softmax(ceiling_logits.double(), 1),
-                                                                    splits.test.labels, counts)
-ceiling_row = {"method": "full_cnn", "q": resolution, **ceiling_score, "train_s": ceiling.train_s,
-               "params": count_params(ceiling.model), "macs_per_patch": macs(ceiling.model, resolution)}
-ceiling_eval = {"acc": ceiling_score["image_acc"], "auc": ceiling_score["image_auc"]}
-table = pd.concat([table, pd.DataFrame([ceiling_row])], ignore_index=True)
-glue("ceiling_epochs", ceiling_epochs, display=False)
-glue("ceiling_acc", ceiling_eval["acc"] * 100, display=False)
-
-
-def interval(row, key, scale=1.0, fmt="{:.3f}"):
-    if pd.isna(row.get(key)):
-        return "—"
-    lo, hi = row.get(f"{key}_low"), row.get(f"{key}_high")
-    ci = "" if pd.isna(lo) else f" [{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"
-    return fmt.format(row[key] * scale) + ci
-
-
-shown = pd.DataFrame({"patch AUC": table.apply(interval, axis=1, key="patch_auc"),
-                      "image acc (%)": table.apply(interval, axis=1, key="image_acc", scale=100, fmt="{:.1f}"),
-                      "image AUC": table.apply(interval, axis=1, key="image_auc"),
-                      "image acc, mean prob (%)": (100 * table["image_acc_mean_prob"]).round(1),
-                      "µs / window": table["us_per_window"].round(2), "ms / image": table["ms_per_image"].round(2),
-                      "train s": table["train_s"].round(0), "params": table["params"],
-                      "MACs / window": table["macs_per_patch"]}).set_axis(
-    pd.MultiIndex.from_frame(table[["method", "q"]]), axis=0)
-shown.astype(object).where(shown.notna(), "—")
+ceiling = recipes.train_recipe(ceiling_recipe, splits, like=like, epochs=ceiling_epochs, cpu_bf16=ceiling_cpu_bf16,
+                               seed=seed)
+ceiling_score, boots["full_cnn", resolution] = compare.score_images(
+    torch.softmax(ceiling.logits(splits.test, "test").double(), 1), splits.test.labels, counts)
+table = pd.concat([table, pd.DataFrame([{"method": "full_cnn", "q": resolution, **ceiling_score,
+                                         "train_s": ceiling.train_s, "params": count_params(ceiling.model),
+                                         "macs_per_patch": macs(ceiling.model, resolution)}])], ignore_index=True)
+floors = compare.floor_checks(table, ceiling_floor, bagnet_gap)
+print("\n".join(f"check: {f['text']}" for f in floors.values()))
+present.glue_all({"ceiling_epochs": ceiling_epochs, "ceiling_acc": ceiling_score["image_acc"] * 100,
+                  "floor_text": "; ".join(f["text"] for f in floors.values())})
+compare.shown_table(table)
 
 # %% [markdown]
-# ## Checks
+# ## What the comparisons say, and about what
 #
-# Paired bootstrap differences of image accuracy (points) and patch AUC: the BagNets
-# against each other, each BagNet against the linear probe on its own features (same
-# features, other objective) and against the best other family at its q. A difference is
-# resolved when its interval excludes zero.
+# The chapter's claims compare the BagNets with each other, each BagNet with the linear
+# probe on its own features (same features, other objective) and with the best other family
+# at its q, in image accuracy (points) and patch AUC. Each family here is **one trained
+# model**: the paired bootstrap intervals below resample the test images and say how sure
+# we are about these trained models, not about the methods, which would also vary with the
+# training seed. {glue:text}`seed_claims_text`
 
 # %%
-def check(a, b, key):
-    ra = table[(table.method == a[0]) & (table.q == a[1])].iloc[0]
-    rb = table[(table.method == b[0]) & (table.q == b[1])].iloc[0]
-    d = compare.difference(boots[a], boots[b], key, (ra[key], rb[key]))
-    scale = 100 if key == "image_acc" else 1
-    return {"a": f"{a[0]}-{a[1]}", "b": f"{b[0]}-{b[1]}", "metric": key, "diff": d["diff"] * scale,
-            "low": d["low"] * scale, "high": d["high"] * scale, "p": d["p"], "resolved": d["resolved"]}
+pairs = compare.claim_pairs(methods, families, qs, table)
+checks = compare.check_rows(pairs, boots, table)
+seed_checks = compare.across_seed_rows(
+    compare.per_seed_differences(splits, grids, pairs, options, linear_options, seeds, preds), seeds)
+present.glue_all({"seed_claims_text": (
+    f"This profile trains every family with {len(seeds)} seeds: the second table tests each claim across them "
+    f"(Student-t over the per-seed differences), a claim about the methods." if seed_checks else
+    "This profile trains one seed per family, so every verdict here is about its trained models; the gpu and "
+    "paper profiles train three seeds and test each claim across them.")})
+print("\n".join(r["text"] for r in seed_checks or checks))
+present.checks_frame(checks)
 
-
-pairs = [(("bagnet", hi), ("bagnet", lo)) for lo, hi in zip(qs, qs[1:])] if "bagnet" in methods else []
-for q in qs:
-    others = [m for m in families if m != "bagnet"]
-    if "bagnet" in methods and others:
-        best = max(others, key=lambda m: table[(table.method == m) & (table.q == q)]["patch_auc"].iloc[0])
-        pairs += [(("bagnet", q), (m, q)) for m in dict.fromkeys(["bagnet_probe", best]) if m in families]
-checks = pd.DataFrame([check(a, b, key) for a, b in pairs for key in ("image_acc", "patch_auc")])
-checks_text = "; ".join(f"{r.a} − {r.b} {r.metric.replace('_', ' ')} {r.diff:+.3g} [{r.low:.3g}, {r.high:.3g}]: "
-                        f"{'resolved' if r.resolved else 'not resolved'}" for r in checks.itertuples())
-print(checks_text)
-checks.round(4)
+# %%
+present.checks_frame(seed_checks) if seed_checks else None
 
 # %% [markdown]
 # ## Accuracy and AUC against the patch size
@@ -253,21 +212,10 @@ checks.round(4)
 # %%
 patch_table = table[table["method"].isin(families)]
 mid = patch_table[patch_table["q"] == heatmap_q].set_index("method")
-glue("heatmap_q", heatmap_q, display=False)
-glue("best_method_mid", results.Plain(mid["patch_auc"].idxmax()), display=False)
-glue("best_auc_mid", float(mid["patch_auc"].max()), display=False)
-glue("best_image_acc_mid", float(mid.loc[mid["patch_auc"].idxmax(), "image_acc"] * 100), display=False)
-fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-for ax, metric in zip(axes, ["patch_auc", "image_auc", "image_acc"]):
-    sns.lineplot(data=patch_table, x="q", y=metric, hue="method", marker="o", ax=ax, legend=ax is axes[0])
-    ax.set_xticks(qs)
-    if metric.startswith("image"):
-        bovw = table[table["method"] == "sift_bovw"]
-        ax.plot(bovw["q"], bovw[metric], "k--", label="SIFT bag of words")
-        ax.axhline(ceiling_row[metric], color="grey", ls=":", label="full-image CNN")
-    ax.set_title(metric.replace("_", " "))
-axes[2].legend(fontsize=8)
-fig.tight_layout()
+present.glue_all({"heatmap_q": heatmap_q, "best_method_mid": mid["patch_auc"].idxmax(),
+                  "best_auc_mid": float(mid["patch_auc"].max()),
+                  "best_image_acc_mid": float(mid.loc[mid["patch_auc"].idxmax(), "image_acc"] * 100)})
+fig = figures.size_figure(table, families, qs)
 
 # %% [markdown]
 # ## ROC curves
@@ -276,15 +224,7 @@ fig.tight_layout()
 # (every class's decisions pooled), one per method.
 
 # %%
-fig, ax = plt.subplots(figsize=(5, 5))
-patch_labels = splits.test.labels.repeat_interleave(grids[heatmap_q].count)
-for method in families:
-    probs = preds[method, heatmap_q]["test"].reshape(-1, splits.num_classes)
-    fpr, tpr = metrics.micro_roc(probs, patch_labels)
-    ax.plot(fpr, tpr, label=f"{method} (macro AUC {mid.loc[method, 'patch_auc']:.3f})")
-ax.plot([0, 1], [0, 1], "k:", lw=1)
-ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate")
-ax.legend(fontsize=8);
+fig = figures.roc_figure(preds, splits.test.labels, families, heatmap_q, grids[heatmap_q].count, mid["patch_auc"])
 
 # %% [markdown]
 # ## What a window costs
@@ -295,10 +235,7 @@ ax.legend(fontsize=8);
 # of one window evaluated on its own (SIFT's are not multiply-accumulates and are left out).
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 4.5))
-sns.scatterplot(data=patch_table, x="us_per_window", y="patch_auc", hue="method", style="q", s=80, ax=ax)
-ax.set_xscale("log")
-ax.set_xlabel("inference time per window (µs, log)"), ax.set_ylabel("patch macro AUC");
+fig = figures.cost_figure(patch_table)
 
 # %% [markdown]
 # ## Where the evidence lies
@@ -326,28 +263,12 @@ fig = plots.overlay_grid(splits.test.images[pick], maps, [splits.classes[c] for 
 # {glue:text}`memory_tiled_mib:.0f` MiB.
 
 # %%
-MiB = 2**20
 bag = patches.train_bagnet(splits, memory_q, patches.BagNetOptions(**bagnet), seed, None).model
-big = torch.nn.functional.interpolate(splits.test.images[:1].float() / 255, size=memory_size, mode="bilinear",
-                                      align_corners=False)
-x = bag[0](big)
-kwargs = {"q": memory_q, **{k: tuple(v) if isinstance(v, list) else v for k, v in bagnet.items()
-                            if k in ("width", "blocks")}}
-whole, whole_peak = tiling.isolated_peak(bag[1], kwargs, x, None)
-tiled, tiled_peak = tiling.isolated_peak(bag[1], kwargs, x, memory_tile)
-memory = {"image_px": memory_size, "q": memory_q, "windows": int(whole[0, 0].numel()),
-          "tile_windows": memory_tile ** 2, "whole_peak_bytes": whole_peak, "tiled_peak_bytes": tiled_peak,
-          "max_abs_diff": float((whole - tiled).abs().max())}
-glue("memory_size", memory_size, display=False)
-glue("memory_q", memory_q, display=False)
-glue("memory_tile_patches", memory_tile ** 2, display=False)
-glue("memory_max_diff", memory["max_abs_diff"], display=False)
-glue("memory_whole_mib", whole_peak / MiB, display=False)
-glue("memory_tiled_mib", tiled_peak / MiB, display=False)
-fig, ax = plt.subplots(figsize=(5, 2.5))
-sns.barplot(x=[whole_peak / MiB, tiled_peak / MiB],
-            y=["whole image", f"tiles of {memory_tile ** 2} windows"], ax=ax)
-ax.set_xlabel(f"peak memory of BagNet-{memory_q} inference on {memory_size} px (MiB)");
+memory, bag_kwargs = tiling.memory_test(bag, splits.test.images[:1], memory_size, memory_q, memory_tile, bagnet)
+present.glue_all({"memory_size": memory_size, "memory_q": memory_q, "memory_tile_patches": memory_tile ** 2,
+                  "memory_max_diff": memory["max_abs_diff"], "memory_whole_mib": memory["whole_peak_bytes"] / 2**20,
+                  "memory_tiled_mib": memory["tiled_peak_bytes"] / 2**20})
+fig = figures.inference_memory_figure(memory)
 
 # %% [markdown]
 # ## Memory: training on large images by tiles
@@ -371,41 +292,15 @@ ax.set_xlabel(f"peak memory of BagNet-{memory_q} inference on {memory_size} px (
 # per second.
 
 # %%
-bag_kwargs = {**kwargs, "q": memory_q}
-check_bag = bag[1].eval()
-grad_px = max(memory_q + 4 * memory_tile * check_bag.stride, resolution)
-x_check = torch.nn.functional.interpolate(splits.test.images[:1].float() / 255, size=grad_px, mode="bilinear",
-                                          align_corners=False)
-gap = tiled_training.gradient_gap(check_bag, bag[0](x_check), splits.test.labels[:1], memory_tile)
-train_rows = []
-for size in train_memory_sizes:
-    for mode, tile in (("whole image", None), (f"tiles of {memory_tile ** 2} windows", memory_tile)):
-        r = tiled_training.isolated_train_peak(bag_kwargs, splits.num_classes, size, tile, seed)
-        train_rows.append({"image_px": size, "mode": mode, "peak_mib": r["peak_bytes"] / MiB, "seconds": r["seconds"],
-                           "windows_per_s": r["windows"] / r["seconds"], "peak_bytes": r["peak_bytes"],
-                           "windows": r["windows"]})
-train_memory_table = pd.DataFrame(train_rows)
-top = train_memory_table[train_memory_table.image_px == max(train_memory_sizes)].set_index("mode")["peak_mib"]
-top_s = train_memory_table[train_memory_table.image_px == max(train_memory_sizes)].set_index("mode")["seconds"]
-train_memory = {"q": memory_q, "tile_windows": memory_tile ** 2, "gradient_gap": gap, "gradient_px": grad_px,
-                "device": "cuda" if torch.cuda.is_available() else "cpu",
-                "rows": [{"image_px": size, "windows": int(g.windows.iloc[0]),
-                          "whole_peak_bytes": int(g[g["mode"] == "whole image"].peak_bytes.iloc[0]),
-                          "tiled_peak_bytes": int(g[g["mode"] != "whole image"].peak_bytes.iloc[0]),
-                          "whole_windows_per_s": float(g[g["mode"] == "whole image"].windows_per_s.iloc[0]),
-                          "tiled_windows_per_s": float(g[g["mode"] != "whole image"].windows_per_s.iloc[0])}
-                         for size, g in train_memory_table.groupby("image_px")]}
-glue("grad_rel_diff", gap["max_rel_diff"], display=False)
-glue("grad_px", grad_px, display=False)
-glue("train_mem_top_px", max(train_memory_sizes), display=False)
-glue("train_mem_whole_mib", float(top["whole image"]), display=False)
-glue("train_mem_tiled_mib", float(top.drop("whole image").iloc[0]), display=False)
-glue("train_mem_slowdown", float(top_s.drop("whole image").iloc[0] / top_s["whole image"]), display=False)
-fig, ax = plt.subplots(figsize=(6, 3.5))
-sns.lineplot(data=train_memory_table, x="image_px", y="peak_mib", hue="mode", marker="o", ax=ax)
-ax.set_xticks(train_memory_sizes)
-ax.set_xlabel("image side (px)"), ax.set_ylabel("peak memory of one training step (MiB)")
-ax.set_title(f"BagNet-{memory_q}, one image, fresh process");
+train_memory_table, train_memory = tiled_training.memory_study(
+    bag, splits.test.images[:1], splits.test.labels[:1], bag_kwargs, splits.num_classes, train_memory_sizes,
+    memory_tile, resolution, seed)
+top = train_memory_table[train_memory_table.image_px == max(train_memory_sizes)].set_index("mode")
+present.glue_all({"grad_rel_diff": train_memory["gradient_gap"]["max_rel_diff"], "grad_px": train_memory["gradient_px"],
+                  "train_mem_top_px": max(train_memory_sizes), "train_mem_whole_mib": float(top.loc["whole image", "peak_mib"]),
+                  "train_mem_tiled_mib": float(top["peak_mib"].drop("whole image").iloc[0]),
+                  "train_mem_slowdown": float(top["seconds"].drop("whole image").iloc[0] / top.loc["whole image", "seconds"])})
+fig = figures.train_memory_figure(train_memory_table, memory_q)
 
 # %% [markdown]
 # ## Background windows
@@ -437,73 +332,23 @@ ax.set_title(f"BagNet-{memory_q}, one image, fresh process");
 # {glue:text}`bg_verdict`.
 
 # %%
-t0 = time.perf_counter()
-unknown = set(background_detectors) - set(background.DETECTORS)
-if unknown:
-    raise ValueError(f"unknown background detectors {sorted(unknown)}; known: {list(background.DETECTORS)}")
-saliency = background.saliency_maps(splits.test.images) if "saliency" in background_detectors else None
-detector_scores = {}
-for q, grid in grids.items():
-    for d in background_detectors:
-        if d == "gradcam":
-            detector_scores[d, q] = gradcam.patch_weights(ceiling, splits.test.images, "test", grid,
-                                                          background_cam_stage)["weights"]
-        elif d == "saliency":
-            detector_scores[d, q] = patches.window_means(saliency, grid)
-        else:
-            detector_scores[d, q] = background.centre_scores(len(splits.test), grid)
-bg_rows, bg_summaries = background.study_rows({(m, q): preds[m, q]["test"] for m in families for q in qs},
-                                              splits.test.labels, detector_scores, background_share, counts)
-bg_seconds = time.perf_counter() - t0
-bg_checks = [background.check_line(d, s) for d, s in bg_summaries.items()]
-print("\n".join(bg_checks))
-holds = [d for d, s in bg_summaries.items() if s["hypothesis_holds"]]
-glue("bg_share_pct", 100 * background_share, display=False)
-glue("bg_cam_stage", background_cam_stage, display=False)
+background_result = background.analysis(
+    {(m, q): preds[m, q]["test"] for m in families for q in qs}, splits.test.labels, grids, splits.test.images,
+    background_detectors, background_share, counts,
+    lambda grid: gradcam.patch_weights(ceiling, splits.test.images, "test", grid, background_cam_stage)["weights"],
+    background_cam_stage)
+print("\n".join(background_result["checks"]))
+holds = background_result["hypothesis_holds"]
 cam_cells = gradcam.layer_cells(ceiling.model, f"stages.{background_cam_stage}", resolution)
-glue("bg_cam_cells", results.Plain("×".join(map(str, cam_cells))), display=False)
-glue("bg_seconds", bg_seconds, display=False)
-glue("bg_rows", next(iter(bg_summaries.values()))["rows"], display=False)
-glue("bg_findings", results.Plain("; ".join(
-    f"{d}: patch AUC object − background {s['auc_gap']:+.3f} [{s['auc_gap_low']:+.3f}, {s['auc_gap_high']:+.3f}], "
-    f"image accuracy {100 * s['image_acc_change']:+.1f} [{100 * s['image_acc_change_low']:+.1f}, "
-    f"{100 * s['image_acc_change_high']:+.1f}] points when background is ignored "
-    f"({s['image_acc_change_rows_up']} rows up, {s['image_acc_change_rows_down']} down beyond their intervals), "
-    f"image AUC {s['image_auc_change']:+.3f} [{s['image_auc_change_low']:+.3f}, {s['image_auc_change_high']:+.3f}]"
-    for d, s in bg_summaries.items())), display=False)
-glue("bg_verdict", results.Plain(f"holds for {', '.join(holds)}" if holds else
-                                 "does not hold for any detector here"), display=False)
-bg_table = pd.DataFrame(bg_rows)
-pd.DataFrame({
-    "patch AUC, object": bg_table.apply(interval, axis=1, key="patch_auc_object"),
-    "patch AUC, background": bg_table.apply(interval, axis=1, key="patch_auc_background"),
-    "object − background": bg_table.apply(interval, axis=1, key="auc_gap"),
-    "image acc, all (%)": bg_table.apply(interval, axis=1, key="image_acc_all", scale=100, fmt="{:.1f}"),
-    "image acc, object only (%)": bg_table.apply(interval, axis=1, key="image_acc_object", scale=100, fmt="{:.1f}"),
-    "change (points)": bg_table.apply(interval, axis=1, key="image_acc_change", scale=100, fmt="{:+.1f}"),
-    "image AUC change": bg_table.apply(interval, axis=1, key="image_auc_change", fmt="{:+.3f}")}).set_axis(
-    pd.MultiIndex.from_frame(bg_table[["detector", "method", "q"]]), axis=0)
+present.glue_all({"bg_share_pct": 100 * background_share, "bg_cam_stage": background_cam_stage,
+                  "bg_cam_cells": "×".join(map(str, cam_cells)), "bg_seconds": background_result["seconds"],
+                  "bg_rows": next(iter(background_result["summaries"].values()))["rows"],
+                  "bg_findings": background.findings_text(background_result["summaries"]),
+                  "bg_verdict": f"holds for {', '.join(holds)}" if holds else "does not hold for any detector here"})
+background.rows_frame(background_result["rows"])
 
 # %%
-fig, axes = plt.subplots(2, len(bg_summaries), figsize=(4.5 * len(bg_summaries), 6), squeeze=False, sharey="row")
-for j, (d, g) in enumerate(bg_table.groupby("detector", sort=False)):
-    names = [f"{m}-{q}" for m, q in zip(g.method, g.q)]
-    for i, (key, scale, label) in enumerate((("auc_gap", 1, "patch AUC, object − background"),
-                                             ("image_acc_change", 100, "image accuracy change (points)"))):
-        ax = axes[i, j]
-        ax.errorbar(range(len(g)), g[key] * scale, yerr=[(g[key] - g[f"{key}_low"]) * scale,
-                                                         (g[f"{key}_high"] - g[key]) * scale], fmt="o", capsize=3)
-        ax.axhline(0, color="grey", ls=":")
-        ax.set_xticks(range(len(g)), names if i else [], rotation=90, fontsize=7)
-        ax.set_title(d if i == 0 else ""), ax.set_ylabel(label if j == 0 else "")
-fig.tight_layout()
-background_result = {"share": background_share, "detectors": list(bg_summaries), "split": "test",
-                     "cam_stage": background_cam_stage,
-                     "done": "aggregation: background windows of the test images weighted 0 in the mean "
-                             "log-probability; refit: the linear read-outs refitted on the centre detector's "
-                             "object windows (see refit)",
-                     "seconds": bg_seconds, "rows": bg_rows, "summaries": bg_summaries, "checks": bg_checks,
-                     "hypothesis_holds": holds}
+fig = figures.background_figure(pd.DataFrame(background_result["rows"]))
 
 # %% [markdown]
 # ## Training without background windows
@@ -525,25 +370,20 @@ background_result = {"share": background_share, "detectors": list(bg_summaries),
 # {glue:text}`refit_findings`
 
 # %%
-refit_grid = grids[heatmap_q]
 refit_methods = list(families) if background_refit else []
 refit_rows, refit_checks = background.refit_study(
-    {m: preds[m, heatmap_q]["test"] for m in refit_methods}, splits, refit_grid,
+    {m: preds[m, heatmap_q]["test"] for m in refit_methods}, splits, grids[heatmap_q],
     {m: options.get(m, bagnet) for m in refit_methods}, linear_options, seed, background_share, counts)
 print("\n".join(refit_checks) or "refit skipped (background_refit=False)")
-glue("refit_q", heatmap_q, display=False)
-glue("refit_bagnet_train_s", next((r["train_s"] for r in refit_rows if r["method"] == "bagnet"), float("nan")),
-     display=False)
-glue("refit_object_pct", float(100 * patches.object_positions(refit_grid, background_share).mean()), display=False)
-glue("refit_findings", results.Plain("Measured: " + "; ".join(refit_checks) + "." if refit_checks else
-                                     "Not run in this profile (`background_refit` is off)."), display=False)
+present.glue_all({
+    "refit_q": heatmap_q,
+    "refit_bagnet_train_s": next((r["train_s"] for r in refit_rows if r["method"] == "bagnet"), float("nan")),
+    "refit_object_pct": float(100 * patches.object_positions(grids[heatmap_q], background_share).mean()),
+    "refit_findings": ("Measured, for these trained models (intervals over test images): " + "; ".join(refit_checks)
+                       + "." if refit_checks else "Not run in this profile (`background_refit` is off).")})
 background_result["refit"] = {"q": heatmap_q, "detector": "centre", "share": background_share,
                               "rows": refit_rows, "checks": refit_checks}
-refit_table = pd.DataFrame(refit_rows or [{"method": "(not run)"}]).set_index("method")
-pd.DataFrame({name: refit_table.apply(interval, axis=1, key=key, scale=100, fmt=fmt) for name, key, fmt in (
-    *((f"fit {f}, vote {a} (%)", f"image_acc_fit_{f}_agg_{a}", "{:.1f}") for f, a in background.REFIT_CASES),
-    ("refit (points)", "image_acc_refit", "{:+.1f}"), ("total (points)", "image_acc_total", "{:+.1f}"))}
-             ) if refit_rows else refit_table
+background.refit_frame(refit_rows)
 
 # %% [markdown]
 # ## What the profile cuts
@@ -558,23 +398,11 @@ pd.DataFrame({name: refit_table.apply(interval, axis=1, key=key, scale=100, fmt=
 # not fit this profile's budget beside Imagenette.
 
 # %%
-glue("bagnet_lr", bagnet["lr"], display=False)
-
-
-def _clean(v):
-    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
-
-
-keys = ["patch_auc", "patch_auc_low", "patch_auc_high", "patch_acc", "image_acc", "image_acc_low", "image_acc_high",
-        "image_auc", "image_auc_low", "image_auc_high", "image_acc_mean_prob", "image_auc_mean_prob", "us_per_window",
-        "ms_per_image", "train_s", "patches_per_s", "params", "macs_per_patch"]
-headline = {"methods": {}, "memory": memory, "train_memory": train_memory, "ceiling_acc": ceiling_eval["acc"],
-            "ceiling_auc": ceiling_eval["auc"], "checks": checks.to_dict("records"),
-            "setting": {"dataset": dataset, "resolution": resolution, "stride": stride, "n_train": len(splits.train),
-                        "n_test": len(splits.test), "bootstrap_rounds": bootstrap_rounds,
-                        "aggregation": "mean logits (BagNet) / mean log-probabilities (linear read-outs)",
-                        "train_windows": linear_options.max_patches}}
-for _, row in table.iterrows():
-    headline["methods"].setdefault(row["method"], {})[str(row["q"])] = {k: _clean(row.get(k)) for k in keys}
-headline["background"] = background_result
-print(results.write_results("patches", profile, headline, started))
+present.glue_all({"bagnet_lr": bagnet["lr"]})
+setting = {"dataset": dataset, "resolution": resolution, "stride": stride, "n_train": len(splits.train),
+           "n_test": len(splits.test), "bootstrap_rounds": bootstrap_rounds, "seeds": seeds,
+           "aggregation": "mean logits (BagNet) / mean log-probabilities (linear read-outs)",
+           "train_windows": linear_options.max_patches}
+out = compare.results_dict(table, checks, seed_checks, floors, setting, memory=memory, train_memory=train_memory,
+                           background=background_result)
+print(results.write_results("patches", profile, out, started, patches.headline(out)))

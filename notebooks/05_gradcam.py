@@ -44,20 +44,22 @@ level: float = 0.95  # confidence level of every interval
 object_share: float = 0.3  # share of each image's windows, ranked by Grad-CAM, called object
 agreement_q: int = 17  # the BagNet whose patch evidence is compared with the maps
 seed: int = 0  # seed of the sample, the random maps, the tie-breaking, ROAD's noise and the randomised model
+centre_area: float = 0.25  # the central square whose share of a map's mass measures how central the evidence sits
 
 # %%
 import time
 
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
-from myst_nb import glue
 
-from simplecnn.core import metrics, plots, results
+from simplecnn.core.params import check as check_parameters
+from simplecnn.core import metrics, plots, present, results  # noqa: F401 (plots: book style)
 from simplecnn.core.device import use_device
 from simplecnn.studies import gradcam, patches
+from simplecnn.studies.gradcam import agreement, figures, seeds as seed_claims
+from simplecnn.studies.patches import background
 
 started = time.time()
+check_parameters("gradcam", globals(), gradcam.PARAMETERS)  # bad values stop here, before any work
 use_device(device)  # every model, inference and timing below runs there
 study = patches.load_study(profile)  # the patch study's data, grids, predictions and CNN, from the cache
 if agreement_q not in study.qs:
@@ -78,17 +80,12 @@ maps |= {"smooth_random": gradcam.smooth_random_maps(len(sample), size, cells, s
          "centre": gradcam.centre_map(len(sample), size, centre_sigma)}
 counts = metrics.bootstrap_counts(len(sample), bootstrap_rounds, seed)
 checks = [gradcam.cells_check(cells, min_cells)]
-glue("test_acc", float((model.logits(test, "test").argmax(1) == test.labels).float().mean() * 100), display=False)
-glue("sample_acc", float((pred == labels).float().mean() * 100), display=False)
-glue("resolution", size, display=False)
-glue("n_images", len(sample), display=False)
-glue("layer", results.Plain(f"`{layer}`"), display=False)
-glue("cells", results.Plain(f"{cells[0]}×{cells[1]}"), display=False)
-glue("cells_check", results.Plain(checks[0]["text"]), display=False)
-glue("method_list", results.Plain(", ".join(gradcam.LABELS[m] for m in methods)), display=False)
-glue("ig_steps", ig_steps, display=False)
-glue("occlusion_window", occlusion_window, display=False)
-glue("centre_sigma", centre_sigma, display=False)
+present.glue_all({
+    "test_acc": float((model.logits(test, "test").argmax(1) == test.labels).float().mean() * 100),
+    "sample_acc": float((pred == labels).float().mean() * 100), "resolution": size, "n_images": len(sample),
+    "layer": layer, "cells": f"{cells[0]}×{cells[1]}", "cells_check": checks[0]["text"],
+    "method_list": ", ".join(gradcam.LABELS[m] for m in methods), "ig_steps": ig_steps,
+    "occlusion_window": occlusion_window, "centre_sigma": centre_sigma})
 
 # %% [markdown]
 # ## The maps
@@ -112,13 +109,10 @@ glue("centre_sigma", centre_sigma, display=False)
 # correct predictions first, then its mistakes (true → predicted):
 
 # %%
-shown = {gradcam.LABELS[m]: gradcam.display_maps(maps[m]) for m in methods}
-for correct in (True, False):
-    rows = gradcam.overlay_picks(labels, pred, correct)
-    names = [test.classes[labels[i]] + ("" if correct else f" → {test.classes[pred[i]]}") for i in rows]
-    fig = plots.overlay_grid(images[rows], {k: v[rows] for k, v in shown.items()}, names, cmap="jet", alpha=0.45,
-                             vmax=1.0)
-    fig.suptitle("correct predictions" if correct else "wrong predictions", y=1.0)
+fig = figures.overlays(images, labels, pred, maps, methods, test.classes, correct=True)
+
+# %%
+fig = figures.overlays(images, labels, pred, maps, methods, test.classes, correct=False)
 
 # %% [markdown]
 # ## Are the maps faithful? Deletion, insertion and ROAD
@@ -142,23 +136,10 @@ scores = {name: f["scores"] for name, f in faith.items()}
 score_rows = gradcam.score_rows(scores, counts, level)
 comparisons = gradcam.compare(scores, methods, list(gradcam.REFERENCES), gradcam.METRICS, counts, level)
 checks += gradcam.checks(comparisons, "gradcam")
-glue("steps", steps, display=False)
-glue("road_fraction_list", results.Plain(", ".join(f"{f:.0%}" for f in road_fractions)), display=False)
-glue("level_pct", level * 100, display=False)
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-for name, f in faith.items():
-    c, style = f["curves"], ("--" if name in gradcam.REFERENCES else "-")
-    for ax, (x, y) in zip(axes, [("fractions", "deletion"), ("fractions", "insertion"),
-                                 ("road_fractions", "road_morf"), ("road_fractions", "road_lerf")]):
-        ax.plot(c[x], c[y], style, marker="." if x == "road_fractions" else None, label=gradcam.LABELS[name])
-for ax, title in zip(axes, ["deletion (blur)", "insertion (blur)", "ROAD, most relevant removed",
-                            "ROAD, least relevant removed"]):
-    ax.set_title(title), ax.set_xlabel("fraction of pixels")
-axes[0].set_ylabel("p(predicted class)")
-axes[-1].legend(fontsize=8)
-table = pd.DataFrame([{"map": gradcam.LABELS[r["map"]], "metric": gradcam.METRIC_LABELS[r["metric"]],
-                       "score": f"{r['value']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"} for r in score_rows])
-table.pivot(index="map", columns="metric", values="score").loc[[gradcam.LABELS[m] for m in maps]]
+present.glue_all({"steps": steps, "road_fraction_list": ", ".join(f"{f:.0%}" for f in road_fractions),
+                  "level_pct": level * 100})
+fig = figures.curves(faith)
+figures.score_frame(score_rows, list(maps))
 
 # %% [markdown]
 # Each method minus each reference (a positive difference on deletion and ROAD MoRF means
@@ -166,11 +147,7 @@ table.pivot(index="map", columns="metric", values="score").loc[[gradcam.LABELS[m
 # side, blank: not resolved):
 
 # %%
-diff = pd.DataFrame([{"method": gradcam.LABELS[r["method"]], "reference": gradcam.LABELS[r["reference"]],
-                      "metric": gradcam.METRIC_LABELS[r["metric"]],
-                      "difference": f"{r['difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"
-                                    + (" ✓" if r["beats"] else " ✗" if r["loses"] else "")} for r in comparisons])
-diff.pivot(index=["method", "reference"], columns="metric", values="difference")
+figures.difference_frame(comparisons)
 
 # %% [markdown]
 # The chapter's checks on Grad-CAM:
@@ -183,16 +160,20 @@ diff.pivot(index=["method", "reference"], columns="metric", values="difference")
 # Against the better reference per resample, Grad-CAM's insertion difference is
 # {glue:text}`gradcam_insertion_best` and its deletion difference
 # {glue:text}`gradcam_deletion_best`; ROAD's summary difference {glue:text}`gradcam_road_best`.
+# These intervals resample the images of **one trained CNN**: they are claims about that
+# model's maps. {glue:text}`seed_checks_text`
 
 # %%
-for c in checks[1:]:
-    glue(f"check_{c['metric']}_{c['reference']}", results.Plain(c["text"]), display=False)
-for r in comparisons:
-    if r["method"] == "gradcam" and r["reference"] == gradcam.BEST:
-        glue(f"gradcam_{r['metric']}_best", results.Plain(f"{r['difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"),
-             display=False)
-for c in checks:
-    print(f"[{c['status']}] {c['text']}")
+per_seed = [seed_claims.seed_differences(study.cnn_of(s).model, images, layer, steps, road_fractions, road_noise,
+                                         centre_sigma, seed) for s in study.seeds] if len(study.seeds) > 1 else []
+seed_checks = seed_claims.across_seeds(per_seed, study.seeds, level)
+present.glue_all({**{f"check_{c['metric']}_{c['reference']}": c["text"] for c in checks[1:]},
+                  **{f"gradcam_{r['metric']}_best": f"{r['difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"
+                     for r in comparisons if r["method"] == "gradcam" and r["reference"] == gradcam.BEST},
+                  "seed_checks_text": " ".join(c["text"] + "." for c in seed_checks) if seed_checks else
+                  "The patch study trained one CNN in this profile, so these verdicts are about that trained model; "
+                  "the gpu and paper profiles train three and test each check across them."})
+print("\n".join(f"[{c['status']}] {c['text']}" for c in checks + seed_checks))
 
 # %% [markdown]
 # ## Sanity check: cascading randomisation
@@ -211,21 +192,9 @@ sanity = gradcam.sanity_rows(model.model, images[:sanity_images], pred[:sanity_i
 checks.append(gradcam.sanity_check(sanity, "gradcam", sanity_max_corr) if "gradcam" in sanity_methods else
               {"claim": "Grad-CAM sanity", "metric": "randomisation", "reference": "", "status": "not run",
                "text": "Grad-CAM was not randomised (sanity_methods)", "difference": None, "low": None, "high": None})
-glue("sanity_images", min(sanity_images, len(sample)), display=False)
-glue("check_sanity", results.Plain(checks[-1]["text"]), display=False)
+present.glue_all({"sanity_images": min(sanity_images, len(sample)), "check_sanity": checks[-1]["text"]})
 print(f"[{checks[-1]['status']}] {checks[-1]['text']}")
-san = pd.DataFrame(sanity)
-blocks = list(dict.fromkeys(san.block))
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.6), sharey=True)
-for ax, metric in zip(axes, ("spearman", "spearman_abs", "ssim")):
-    for m, part in san[san.metric == metric].groupby("method", sort=False):
-        ax.plot(part.step, part.value, marker="o", label=gradcam.LABELS[m])
-        ax.fill_between(part.step, part.low, part.high, alpha=0.2)
-    ax.set_xticks(range(len(blocks)), blocks, rotation=60, fontsize=7)
-    ax.set_title({"spearman": "Spearman ρ", "spearman_abs": "Spearman ρ of |map|", "ssim": "SSIM of |map|"}[metric])
-    ax.axhline(0, color="grey", lw=0.5)
-axes[0].set_ylabel("trained vs randomised (mean, CI)")
-axes[0].legend(fontsize=8);
+fig = figures.sanity(sanity)
 
 # %% [markdown]
 # ## Does BagNet's evidence sit where the maps look?
@@ -237,20 +206,39 @@ axes[0].legend(fontsize=8);
 # {glue:text}`check_bagnet`
 
 # %%
-grid = study.grid(agreement_q)
 evidence = patches.true_class(study.predictions("bagnet", agreement_q)["test"][sample], pred)
-agree = {name: {"bagnet_agreement": gradcam.bagnet_agreement(m, evidence, grid)} for name, m in maps.items()}
+agree = {name: {"bagnet_agreement": gradcam.bagnet_agreement(m, evidence, study.grid(agreement_q))}
+         for name, m in maps.items()}
 agreement_rows = gradcam.score_rows(agree, counts, level)
 agreement_comparisons = gradcam.compare(agree, methods, list(gradcam.REFERENCES), {"bagnet_agreement": True},
                                         counts, level)
 best = next(r for r in agreement_comparisons if r["method"] == "gradcam" and r["reference"] == gradcam.BEST)
-glue("agreement_q", agreement_q, display=False)
-glue("check_bagnet", results.Plain(
-    f"Grad-CAM agrees with BagNet {'more' if best['beats'] else 'less' if best['loses'] else 'no more or less'} than "
-    f"the better reference map does (difference {best['difference']:+.3f} [{best['low']:+.3f}, {best['high']:+.3f}])"
-    + (": resolved." if best["beats"] else "." if best["loses"] else ": not resolved.")), display=False)
-pd.DataFrame([{"map": gradcam.LABELS[r["map"]], "Spearman ρ with BagNet": f"{r['value']:.3f} [{r['low']:.3f}, "
-               f"{r['high']:.3f}]"} for r in agreement_rows]).set_index("map")
+present.glue_all({"agreement_q": agreement_q, "check_bagnet": (
+    f"For this trained model, Grad-CAM agrees with BagNet "
+    f"{'more' if best['beats'] else 'less' if best['loses'] else 'no more or less'} than the better reference map does "
+    f"(difference {best['difference']:+.3f} [{best['low']:+.3f}, {best['high']:+.3f}], over test images)"
+    + (": resolved." if best["beats"] or best["loses"] else ": not resolved."))})
+pd.DataFrame([{"map": gradcam.LABELS[r["map"]], "Spearman ρ with BagNet": present.interval(r["value"], r["low"],
+                                                                                           r["high"])}
+              for r in agreement_rows]).set_index("map")
+
+# %% [markdown]
+# ## Is the evidence in the middle?
+#
+# The centre prior's strength says something about the data: how much of what matters sits
+# in the middle. Measured rather than assumed: the share of each test image's mass that lies
+# in the central square covering {glue:text}`centre_area_pct:.0f` % of its area (as much
+# for mass spread evenly), for the model-free spectral-residual saliency map (where the
+# image itself is busy) and for the CNN's Grad-CAM (where the model looks):
+# {glue:text}`centre_share_text`.
+
+# %%
+centre = {"spectral-residual saliency": gradcam.centre_share(background.saliency_maps(images), centre_area),
+          "Grad-CAM": gradcam.centre_share(maps["gradcam"], centre_area)}
+centre_share = {k: {**gradcam.interval(v.numpy(), counts, level), "area": centre_area} for k, v in centre.items()}
+present.glue_all({"centre_area_pct": 100 * centre_area, "centre_share_text": "; ".join(
+    f"{k}: {100 * c['value']:.0f} % [{100 * c['low']:.0f}, {100 * c['high']:.0f}]" for k, c in centre_share.items())})
+pd.DataFrame(centre_share).T
 
 # %% [markdown]
 # ## Object and background windows
@@ -262,13 +250,9 @@ pd.DataFrame([{"map": gradcam.LABELS[r["map"]], "Spearman ρ with BagNet": f"{r[
 
 # %%
 true_cam = gradcam.attribute("gradcam", model.model, test.images, test.labels, layer=layer)
-regions = pd.DataFrame([{"method": m, "q": q, **row}
-                        for m in study.methods for q in study.qs
-                        for row in gradcam.region_rows(study.predictions(m, q)["test"], test.labels,
-                                                       patches.window_means(true_cam, study.grid(q)), object_share)])
-glue("object_share_pct", object_share * 100, display=False)
-fig = sns.catplot(data=regions, x="q", y="patch_acc", hue="region", col="method", kind="bar", height=3, aspect=0.9)
-fig.set_axis_labels("q", "patch accuracy")
+regions = agreement.region_table(study, true_cam, object_share)
+present.glue_all({"object_share_pct": object_share * 100})
+fig = figures.regions(regions)
 regions.pivot_table(index=["method", "q"], columns="region", values=["patch_acc", "patch_auc", "wrong_votes"]).round(3)
 
 # %% [markdown]
@@ -285,9 +269,9 @@ for split in ("val", "test"):
 setting = {"dataset": study.params["dataset"], "resolution": size, "n_images": len(sample), "layer": layer,
            "cells": list(cells), "level": level, "rounds": bootstrap_rounds, "steps": steps,
            "road_fractions": road_fractions, "sanity_images": min(sanity_images, len(sample)),
-           "agreement_q": agreement_q, "target": "predicted class (plain forward)", "sample_acc": float((pred == labels)
-                                                                                                  .float().mean())}
-curves = {name: f["curves"] for name, f in faith.items()}
-doc = gradcam.results_doc(setting, score_rows, comparisons, curves, sanity, agreement_rows, agreement_comparisons,
-                          checks, regions.to_dict("records"))
-print(results.write_results("gradcam", profile, doc, started))
+           "agreement_q": agreement_q, "target": "predicted class (plain forward)",
+           "sample_acc": float((pred == labels).float().mean()), "seeds": study.seeds}
+doc = gradcam.results_doc(setting, score_rows, comparisons, {name: f["curves"] for name, f in faith.items()}, sanity,
+                          agreement_rows, agreement_comparisons, checks, regions.to_dict("records"),
+                          centre_share=centre_share, checks_across_seeds=seed_checks)
+print(results.write_results("gradcam", profile, doc, started, gradcam.headline(doc)))

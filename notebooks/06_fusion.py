@@ -13,7 +13,8 @@
 # %% [markdown]
 # # Decision fusion: from patch votes to an image label
 #
-# The patch chapter averaged the windows' probabilities. The proposal {cite}`zou_proposal`
+# The patch chapter decided each image by the mean of its windows' logits (for the linear
+# read-outs, of their log-probabilities). The proposal {cite}`zou_proposal`
 # warns that a majority vote may fail when background windows dominate, and suggests
 # weighting windows, for instance by their distance from the centre. This chapter compares
 # simple fusion rules on every patch classifier of the patch chapter, from its cached
@@ -42,28 +43,23 @@ seed: int = 0  # seed of the bootstrap
 # %%
 import time
 
-import matplotlib.pyplot as plt
-import seaborn as sns
-from myst_nb import glue
-
-from simplecnn.core import metrics, plots, results  # noqa: F401 (plots: book style)
+from simplecnn.core.params import check as check_parameters
+from simplecnn.core import plots, present, results  # noqa: F401 (plots: book style)
 from simplecnn.core.device import use_device
 from simplecnn.studies import fusion, patches
+from simplecnn.studies.fusion import figures
 
 started = time.time()
+check_parameters("fusion", globals(), fusion.PARAMETERS)  # bad values stop here, before any work
 use_device(device)  # every model, inference and timing below runs there
 study = patches.load_study(profile)  # the patch study's data, grids, predictions and CNN, from the cache
 inputs = fusion.load_inputs(study, top_k, cam_share)
 result = fusion.evaluate(inputs.classifiers, inputs.contexts, inputs.labels, rules, sorted({sigma, *sigmas}),
                          reference, learned_c, bootstrap, seed, level, alpha)
 names = list(inputs.classifiers)
-glue("n_classifiers", len(names), display=False)
-glue("n_rules", len(rules) - 1, display=False)
-glue("bootstrap", bootstrap, display=False)
-glue("level", results.Plain(f"{level:.0%}"), display=False)
-glue("alpha", alpha, display=False)
-glue("n_val", len(inputs.labels["val"]), display=False)
-glue("n_test", len(inputs.labels["test"]), display=False)
+present.glue_all({"n_classifiers": len(names), "n_rules": len([r for r in rules if r not in fusion.SUPERVISED]) - 1,
+                  "bootstrap": bootstrap, "level": f"{level:.0%}", "alpha": alpha,
+                  "n_val": len(inputs.labels["val"]), "n_test": len(inputs.labels["test"])})
 
 # %% [markdown]
 # ## The rules
@@ -75,22 +71,20 @@ glue("n_test", len(inputs.labels["test"]), display=False)
 # centre from the image centre, σ in image sides, chosen per classifier on validation);
 # confidence weighting by the top probability and by one minus the normalised entropy; the
 # mean of the {glue:text}`top_k` most confident windows; Grad-CAM weighting and masking
-# with the full-image CNN's map of its own predicted class (so no label is used); and a
-# learned rule, a logistic regression over window probabilities pooled over the image and
-# its quadrants, fitted on the validation images only (on validation it is scored out of
-# fold, so that it is not favoured there by having seen the images). The heat map shows
+# with the full-image CNN's map of its own predicted class (so no label is used). Beside
+# them, and kept apart from them, stands a **supervised** rule: a logistic regression over
+# window probabilities pooled over the image and its quadrants, fitted on the labelled
+# validation images (scored out of fold there). It is not a way of fusing votes but a
+# second classifier trained on labels, so it is never chosen as a classifier's fusion rule
+# and never counted among them. Mean logit here is the patch chapter's own image decision,
+# one implementation for both chapters, so a classifier has the same accuracy in each. The heat map shows
 # every rule's test AUC; the {glue:text}`n_val` validation images chose, the
 # {glue:text}`n_test` test images score, with {glue:text}`bootstrap` paired bootstrap
 # resamples.
 
 # %%
-glue("top_k", top_k, display=False)
-auc = result.table.pivot(index="classifier", columns="rule", values="image_auc")[rules].loc[names]
-fig, ax = plt.subplots(figsize=(12, 0.45 * len(auc) + 1.5))
-sns.heatmap(auc, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar_kws={"label": "image macro AUC (test)"})
-for i, name in enumerate(names):  # a box around each classifier's validation choice
-    ax.add_patch(plt.Rectangle((rules.index(result.chosen.loc[name, "rule"]), i), 1, 1, fill=False, ec="red", lw=2))
-ax.set_xlabel("rule (red box: chosen on validation)"), ax.set_ylabel("");
+present.glue_all({"top_k": top_k})
+fig = figures.auc_heatmap(result, rules, names)
 
 # %% [markdown]
 # ## Every rule against mean logit
@@ -98,15 +92,21 @@ ax.set_xlabel("rule (red box: chosen on validation)"), ax.set_ylabel("");
 # For each classifier, each of the {glue:text}`n_rules` other rules is compared with
 # mean logit on the same test resamples: the difference in AUC, its {glue:text}`level`
 # interval, and a two-sided paired bootstrap p-value (twice the share of resamples on the
-# smaller side of zero), Holm-adjusted over the rules of that classifier. A rule "beats"
-# mean logit on a classifier when its adjusted p is below {glue:text}`alpha` and its
-# difference is positive. {glue:text}`verdict_text`
+# smaller side of zero), Holm-adjusted over the fusion rules of that classifier. A rule
+# "beats" mean logit on a classifier when its adjusted p is below {glue:text}`alpha` and
+# its difference is positive. The intervals resample the test images of these trained
+# classifiers. {glue:text}`verdict_text`
+#
+# Apart: {glue:text}`supervised_text`
 
 # %%
-verdicts = result.verdicts()
-glue("verdict_text", results.Plain(fusion.verdict_sentence(result)), display=False)
+present.glue_all({"verdict_text": fusion.verdict_sentence(result),
+                  "supervised_text": fusion.supervised_sentence(result, len(inputs.labels["val"]))})
 print(fusion.verdict_sentence(result))
-verdicts
+result.verdicts()
+
+# %%
+result.verdicts(supervised=True)
 
 # %% [markdown]
 # ## The rule chosen on validation, on test
@@ -120,11 +120,10 @@ verdicts
 
 # %%
 chosen = result.chosen
-glue("n_better", int((chosen.resolved & (chosen.delta > 0)).sum()), display=False)
-glue("n_worse", int((chosen.resolved & (chosen.delta < 0)).sum()), display=False)
-glue("n_reference", int((chosen.rule == reference).sum()), display=False)
-for line in fusion.check_lines(result):
-    print(line)
+present.glue_all({"n_better": int((chosen.resolved & (chosen.delta > 0)).sum()),
+                  "n_worse": int((chosen.resolved & (chosen.delta < 0)).sum()),
+                  "n_reference": int((chosen.rule == reference).sum())})
+print("\n".join(fusion.check_lines(result)))
 chosen[["rule", "sigma", "val_auc", "image_auc", "reference_auc", "delta", "delta_low", "delta_high", "p_value",
         "p_holm", "resolved"]].style.format(precision=3)
 
@@ -137,14 +136,8 @@ chosen[["rule", "sigma", "val_auc", "image_auc", "reference_auc", "delta", "delt
 
 # %%
 top_name = fusion.top_classifier(result)
-glue("top_classifier", results.Plain(top_name), display=False)
-fig, ax = plt.subplots(figsize=(5, 5))
-for rule in dict.fromkeys([chosen.loc[top_name, "rule"], reference, "majority"]):
-    if rule in rules:
-        fpr, tpr = metrics.micro_roc(result.scores[top_name, rule], result.labels)
-        ax.plot(fpr, tpr, label=f"{rule} ({metrics.macro_auc(result.scores[top_name, rule], result.labels):.3f})")
-ax.plot([0, 1], [0, 1], "k:", lw=1)
-ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate"), ax.legend(fontsize=8);
+present.glue_all({"top_classifier": top_name})
+fig = figures.roc(result, top_name, [chosen.loc[top_name, "rule"], reference, "majority"])
 
 # %% [markdown]
 # ## Where fusion fails: object size
@@ -157,13 +150,9 @@ ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate"), ax.le
 
 # %%
 by_size, gains = fusion.by_object_size(result, inputs.object_size, size_bins)
-size_text = fusion.size_sentence(gains)
-print(f"background rules − {reference}: {size_text}")
-glue("size_text", results.Plain(size_text), display=False)
-fig, ax = plt.subplots(figsize=(8, 4.5))
-sns.pointplot(data=by_size, x="size bin (small → large)", y="image_auc", hue="rule", errorbar=None, ax=ax)
-ax.legend(fontsize=7, ncol=2)
-ax.set_ylabel("image AUC, mean over classifiers");
+present.glue_all({"size_text": fusion.size_sentence(gains)})
+print(f"background rules − {reference}: {fusion.size_sentence(gains)}")
+fig = figures.by_size(by_size)
 gains
 
 # %% [markdown]
@@ -175,15 +164,11 @@ gains
 # σ is {glue:text}`sigma_median` image sides.
 
 # %%
-glue("sigma_median", float(chosen["sigma"].median()), display=False)
-sweep = result.sweep.melt(id_vars=["classifier", "sigma"], value_vars=["val_auc", "test_auc"], var_name="split",
-                          value_name="image_auc")
-fig, ax = plt.subplots(figsize=(8, 4.5))
-sns.lineplot(data=sweep, x="sigma", y="image_auc", hue="classifier", style="split", marker="o", ax=ax)
-ax.set_xscale("log"), ax.set_xlabel("σ (image sides, log)"), ax.legend(fontsize=7, ncol=2);
+present.glue_all({"sigma_median": float(chosen["sigma"].median())})
+fig = figures.sigma_sweep(result.sweep)
 
 # %%
 doc = result.to_json(dataset=study.params["dataset"], resolution=study.params["resolution"],
                      n_val=len(inputs.labels["val"]))
 doc["object_size"] = {"gain": fusion.records(gains), "auc": fusion.records(by_size)}
-print(results.write_results("fusion", profile, doc, started))
+print(results.write_results("fusion", profile, doc, started, fusion.headline(doc)))

@@ -22,8 +22,8 @@
 # Each row says what it measures: the metric, the data set and split, and the resolution,
 # on our side and on the source's. The two sides often differ (the BagNet paper reports
 # ImageNet top-5 at full resolution; we report top-1 on Imagenette at a smaller size), so
-# a gap between them is a difference of setting as much as of method; the chapters say
-# where and why.
+# they are set beside each other, never divided, unless they measure the same thing; the
+# chapters say where and why.
 
 # %% tags=["parameters"]
 profile: str = "cpu"  # parameter profile that produced this run: smoke, cpu, gpu or paper
@@ -33,50 +33,52 @@ beside: str = "gpu,paper"  # profiles (comma-separated) shown beside this one's,
 # %%
 import time
 
-from myst_nb import glue
-
-from simplecnn.core import results
+from simplecnn.core.params import check as check_parameters
+from simplecnn.core import present, results
 from simplecnn.core.device import use_device
 from simplecnn.studies import summary
 
 started = time.time()
+check_parameters("summary", globals(), summary.PARAMETERS)  # bad values stop here, before any work
 use_device(device)  # nothing here computes on it; the results record it
 beside_profiles = summary.beside_list(profile, beside)
-table = summary.headline_table(profile, beside_profiles)
-shown_beside = [p for p in beside_profiles if p in table.columns]
-glue("summary_profile", results.Plain(profile), display=False)
-glue("summary_beside", results.Plain(" and ".join(f"the {p} profile" for p in beside_profiles) or "no other profile"),
-     display=False)
-glue("summary_beside_shown", results.Plain(", ".join(shown_beside) or "none of them"), display=False)
-glue("summary_rows", len(table), display=False)
-
-# %% [markdown]
-# ## Every headline
-#
-# One row per headline, {glue:text}`summary_rows` in all. Values carry their interval
-# ("mean ± std" over seeds, or a bootstrap confidence interval in brackets); the
-# `interval` column says which. Profiles shown beside this one: {glue:text}`summary_beside_shown`
-# (a profile whose results do not exist gets no column; a value measured in another
-# setting names it).
-
-# %%
-table.set_index(["study", "quantity"]).style.set_properties(**{"text-align": "left"})
-
-# %% [markdown]
-# ## Ours against the sources
-#
-# Of these headlines, {glue:text}`summary_compared` have a numeric figure in a source.
-# Each dot below is our number divided by the source's, so the dashed line is where they
-# would agree; bars are our interval. The left labels give our setting, the right ones the
-# source's figure and setting: read a dot far from the line together with both.
-
-# %%
+found = summary.headlines(profile)
+others = {p: h for p in beside_profiles if (h := summary.headlines(p, required=False))}
 compared = summary.comparison_frame(profile, beside_profiles)
-glue("summary_compared", int((compared["profile"] == profile).sum()), display=False)
+present.glue_all({"summary_profile": profile,
+                  "summary_beside": " and ".join(f"the {p} profile" for p in beside_profiles) or "no other profile",
+                  "summary_beside_shown": ", ".join(others) or "none of them",
+                  "summary_rows": sum(len(h) for h in found.values()),
+                  "summary_compared": int((compared["profile"] == profile).sum())})
+
+# %% [markdown]
+# ## Every headline, study by study
+#
+# One table per study, {glue:text}`summary_rows` headlines in all. A value carries its
+# interval ("mean ± std" over training seeds, or a bootstrap interval in brackets over the
+# test images of one trained model); the next column says which. Profiles shown beside this
+# one: {glue:text}`summary_beside_shown` (a profile whose results do not exist gets no
+# column). The source's figure stands in its own column, and `ours ÷ source` is given only
+# where both measure the same thing (metric, data set, split and reference model); the
+# numbered notes under each table give the settings.
+
+# %%
+for study, rows in found.items():
+    table, notes = summary.study_table(study, rows, {p: h.get(study, []) for p, h in others.items()})
+    print(f"{study}\n  " + "\n  ".join(notes))
+    display(table)  # noqa: F821 (IPython's display)
+
+# %% [markdown]
+# ## Ours against the sources, where they measure the same thing
+#
+# Of these headlines, {glue:text}`summary_compared` measure what a source figure measures.
+# Each dot is our number divided by the source's, so the dashed line is where they would
+# agree; bars are our interval.
+
+# %%
 fig = summary.comparison_figure(compared)
 
 # %%
-print(results.write_results("summary", profile, {
-    "rows": table.to_dict("records"),
-    "compared": compared.astype(object).where(compared.notna(), None).to_dict("records"),
-}, started))
+out = {"rows": summary.headline_table(profile, beside_profiles).to_dict("records"),
+       "compared": compared.astype(object).where(compared.notna(), None).to_dict("records")}
+print(results.write_results("summary", profile, out, started, summary.headline(out)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,16 @@ from PIL import Image
 
 from simplecnn.core.cache import Cache
 from simplecnn.core.data import DataSplits, ImageSet
+
+
+def pytest_configure(config) -> None:
+    """Under ``pytest -n 2`` each worker takes one core (its kernels and subprocesses too), and
+    training never changes its thread count mid-run (``core.sharing``): tests that compare two
+    trainings bit for bit stay deterministic whatever runs beside them."""
+    os.environ["SIMPLECNN_SHARE"] = "0"
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ def test_second_build_executes_nothing(smoke_book):
     _, env, _ = smoke_book
     again = run_cli("book", "--profile", "smoke", env=env)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "executed:" not in again.stdout and again.stdout.count("up to date:") == len(runner.notebooks())
+    assert "done in" not in again.stdout and again.stdout.count(": up to date") == len(runner.notebooks())
+    assert again.stdout.startswith(f"smoke profile: 0 of {len(runner.notebooks())} chapters to execute")
 
 
 def test_every_notebook_has_an_annotated_literal_parameters_cell_and_profiles():
@@ -89,6 +90,7 @@ def test_the_cpu_profile_is_the_parameters_cells():
 
 def test_results_hold_every_headline_key_and_headline_reads_them(smoke_book):
     tmp, _, _ = smoke_book
+    from simplecnn.core.reproduce import RULES
     from simplecnn.core.results import Headline
     from simplecnn.pipeline import registry
     for study in registry.STUDIES.values():
@@ -96,12 +98,15 @@ def test_results_hold_every_headline_key_and_headline_reads_them(smoke_book):
         missing = set(study.headline_keys) - set(doc["results"])
         assert not missing, f"{study.name}: results lack {missing}"
         module = study.load()
-        if hasattr(module, "headline"):
-            rows = module.headline(doc["results"])
-            assert rows and all(isinstance(r, Headline) for r in rows), study.name
-            for r in rows:
-                if r.low is not None:
-                    assert r.low <= r.high and r.interval, f"{study.name}: {r.quantity} interval"
+        rows = module.headline(doc["results"])
+        assert rows and all(isinstance(r, Headline) for r in rows), study.name
+        assert [r["quantity"] for r in doc["headlines"]] == [r.quantity for r in rows], study.name  # stored alike
+        for r in rows:
+            assert r.rule in RULES, f"{study.name}: {r.quantity} has no rule for judging a re-run"
+            if r.low is not None:
+                assert r.low <= r.high and r.interval, f"{study.name}: {r.quantity} interval"
+            if r.rule in ("check", "difference", "order"):
+                assert r.status, f"{study.name}: {r.quantity} is a finding without a status"
 
 
 def test_a_dependent_chapter_sweeps_from_a_fresh_results_folder_and_leaves_results_alone(smoke_book, tmp_path):
@@ -124,44 +129,30 @@ def test_a_dependent_chapter_sweeps_from_a_fresh_results_folder_and_leaves_resul
 
 
 def test_the_book_works_in_a_browser(smoke_book, tmp_path):
-    """Every chapter loads in headless Chromium with its figures and no console errors; search finds pages."""
-    import functools
-    import http.server
-    import shutil
-    import threading
+    """Every chapter loads in headless Chromium at a laptop's width with its figures, no
+    console errors and no table cut off beyond the window; search finds pages; the
+    screenshot command renders a page."""
+    from simplecnn.pipeline import browser
 
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is missing: `make browser` installs it"
     tmp, _, _ = smoke_book
     html = tmp / "build" / "smoke" / "book" / "_build" / "html"
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     pages = ["book/intro.html"] + [f"executed/{nb.stem}.html" for nb in runner.notebooks()]
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page()
-            errors = []
-            page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
-            for name in pages:
-                response = page.goto(f"{base}/{name}", wait_until="networkidle")
-                assert response is not None and response.ok, name
-                assert page.locator("h1").count() >= 1, name
-                images = page.evaluate("Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])")
-                broken = [src for src, complete, width in images if not complete or width == 0]
-                assert not broken, f"{name}: images that did not load: {broken}"
-                page.screenshot(path=str(tmp_path / (name.replace("/", "_") + ".png")), full_page=True)
-            page.goto(f"{base}/search.html?q=BagNet", wait_until="networkidle")
-            page.wait_for_selector("#search-results li", timeout=15000)
-            assert page.locator("#search-results li").count() >= 1
-            browser.close()
-    finally:
-        server.shutdown()
+    errors, clipped = [], {}
+    with browser.served(html) as base, browser.page() as page:
+        page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+        for name in pages:
+            response = page.goto(f"{base}/{name}", wait_until="networkidle")
+            assert response is not None and response.ok, name
+            assert page.locator("h1").count() >= 1, name
+            images = page.evaluate("Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])")
+            broken = [src for src, complete, width in images if not complete or width == 0]
+            assert not broken, f"{name}: images that did not load: {broken}"
+            clipped[name] = page.evaluate(browser.CLIPPED_TABLES)
+        page.goto(f"{base}/search.html?q=BagNet", wait_until="networkidle")
+        page.wait_for_selector("#search-results li", timeout=15000)
+        assert page.locator("#search-results li").count() >= 1
     assert not errors, errors
-    assert (tmp_path / "executed_03_patches.html.png").stat().st_size > 10_000
+    assert not any(clipped.values()), f"tables cut off at {browser.LAPTOP['width']} px: {clipped}"
+    shot = browser.screenshot(html, "executed/03_patches.html", tmp_path / "book.png")
+    assert shot.stat().st_size > 10_000

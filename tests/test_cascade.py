@@ -272,7 +272,7 @@ def test_report_cost_model_is_parameters_times_squared_resolution_ratio():
         assert c["cut_reproduced"]
         assert c["real_macs_range"] == pytest.approx([x * 1e6 for x in c["cost_range"]], rel=1e-6)
     low, high = out["claims"]["mid"]["real_cut_range"]["resnet34@224"]
-    assert low <= 3.05 <= high and round(21.80 / 7.15, 1) == 3.0
+    assert low <= 21.80 / 7.15 <= high  # the quoted cost's own ratio lies in the range it allows
     low, high = out["claims"]["top"]["real_cut_range"]["resnet50@224"]
     assert low <= 25.56 / 11.04 <= high
     r = out["claims"]["mid"]["reach_range"]["resnet50@224"]  # all three stages reached: r1 = r2

@@ -85,7 +85,7 @@ def test_the_data_notebook_twice_from_empty_caches_writes_the_same_results(tmp_p
     for run in ("first", "second"):
         cache, out = tmp_path / run / "cache", tmp_path / run / "results"
         monkeypatch.setenv("SIMPLECNN_CACHE", str(cache))  # the kernel inherits it
-        runner.execute(study.path, tmp_path / run / "00_data.ipynb", params, runner.Target(out, out), log_output=False)
+        runner.execute(study.path, tmp_path / run / "00_data.ipynb", params, runner.Target(out, out))
         docs.append(json.loads((out / "smoke" / "data.json").read_text()))
         caches.append(payloads(cache))
     assert docs[0]["results"] == docs[1]["results"] and docs[0]["params"] == docs[1]["params"]

@@ -29,4 +29,17 @@ def test_an_unavailable_or_unknown_device_is_an_error_naming_the_fix():
         dev.use_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         dev.use_device("tpu")
-    assert dev.resolve_device("auto") == dev.resolve_device("auto")  # a failed choice changes nothing
+    assert dev.resolve_device("auto") == torch.device("cpu")  # a failed choice leaves the fallback in place
+
+
+def test_auto_takes_cuda_where_there_is_one_and_falls_back_to_the_cpu(monkeypatch):
+    dev.use_device("auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dev.resolve_device("auto") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert dev.resolve_device("auto") == torch.device("cpu")
+    dev.use_device("cpu")  # a chapter's explicit choice wins over what is available
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dev.resolve_device("auto") == torch.device("cpu")
+    dev.use_device("auto")

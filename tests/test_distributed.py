@@ -63,7 +63,7 @@ def test_train_model_with_two_processes_lands_in_the_cache(tmp_path):
     cache = Cache(tmp_path / "cache")
     trained = train_model("cifar_resnet18", data, config, {"width": 0.125}, cache=cache, nproc=2)
     assert trained.spec["processes"] == 2 and len(trained.history) == 2
-    assert cache.load("model", trained.spec) is not None
+    assert cache.load("model", trained.spec, trained.code) is not None
     assert (trained.logits(data.test, "test").argmax(1) == data.test.labels).float().mean() > 0.6
 
 

@@ -34,7 +34,7 @@ def test_every_rule_gives_one_score_row_per_image():
 def test_mean_logit_from_probabilities_is_bagnets_mean_logit():
     logits = torch.randn(4, 5, 5, 3)
     ours = fusion.fuse("mean_logit", torch.softmax(logits, -1), fusion.Context(GRID))
-    torch.testing.assert_close(ours, torch.softmax(logits.flatten(1, 2).mean(1), 1))
+    torch.testing.assert_close(ours, torch.softmax(logits.double().flatten(1, 2).mean(1), 1), rtol=1e-5, atol=1e-6)
 
 
 def test_majority_counts_votes_not_confidence():

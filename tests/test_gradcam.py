@@ -52,11 +52,11 @@ def test_every_method_gives_one_map_per_image_and_names_are_checked():
         gradcam.attribute("lime", model, images, targets)
     with pytest.raises(ValueError, match="no layer 'layer9'"):
         gradcam.named_layer(model, "layer9")
-    with pytest.raises(ValueError, match="no residual stages"):
+    with pytest.raises(ValueError, match="Linear has no stages to take Grad-CAM at"):
         gradcam.stage_layer(nn.Sequential(nn.Identity(), nn.Linear(2, 2)), -1)
     assert gradcam.layer_cells(model, "stages.1", 16) == (8, 8)  # stride 2 in the second stage
-    assert gradcam.cells_check((8, 8))["status"] == "resolved"
-    assert gradcam.cells_check((4, 4))["status"] == "reversed"
+    assert gradcam.cells_check((8, 8))["status"] == "met"
+    assert gradcam.cells_check((4, 4))["status"] == "NOT met"
 
 
 def test_occlusion_finds_the_only_evidence():
@@ -158,8 +158,9 @@ def test_compare_and_checks_can_resolve_fail_and_reverse():
     assert get[gradcam.BEST, "deletion"]["reference_value"] == pytest.approx(get["centre", "deletion"]["reference_value"])
     assert get[gradcam.BEST, "deletion"]["loses"]
     status = {(c["reference"], c["metric"]): c["status"] for c in gradcam.checks(rows)}
-    assert status == {("smooth_random", "insertion"): "resolved", ("smooth_random", "deletion"): "resolved",
-                      ("centre", "insertion"): "unresolved", ("centre", "deletion"): "reversed"}
+    assert status == {("smooth_random", "insertion"): "resolved: Grad-CAM better",
+                      ("smooth_random", "deletion"): "resolved: Grad-CAM better",
+                      ("centre", "insertion"): "not resolved", ("centre", "deletion"): "resolved: centre prior better"}
     with pytest.raises(ValueError, match="compare"):
         gradcam.checks(rows, method="occlusion")
 
@@ -197,7 +198,7 @@ def test_sanity_check_fails_for_a_map_that_ignores_the_model():
     rows = gradcam.sanity_rows(model, images, targets, ["gradcam"], counts, mapper=edges)
     assert {r["metric"] for r in rows} == {"spearman", "spearman_abs", "ssim"} and len(rows) == 4 * 3
     assert all(r["value"] == pytest.approx(1.0) for r in rows)
-    assert gradcam.sanity_check(rows)["status"] == "reversed"
+    assert gradcam.sanity_check(rows)["status"] == "NOT met"
     real = gradcam.sanity_rows(model, images, targets, ["integrated_gradients"], counts, options={"ig_steps": 4})
     assert min(r["value"] for r in real if r["metric"] == "spearman") < 0.9
 
@@ -255,3 +256,10 @@ def test_headline_reads_the_results_doc():
     assert ins.value == pytest.approx(scores["gradcam"]["insertion"].mean()) and ins.low <= ins.value <= ins.high
     assert doc["randomisation_rank_corr"]["gradcam"]["value"] == 0.1
     assert set(doc["deletion_auc"]) == set(scores)
+
+
+def test_fastnet_gives_grad_cam_its_conv_groups_as_stages():
+    from simplecnn.core.models import build_model
+    from simplecnn.studies.gradcam.maps import stage_layer
+    model = build_model("fastnet", 3, width=0.25)
+    assert stage_layer(model, -1) is model.body[-1] and len(model.stages) == len(model.body) - 1

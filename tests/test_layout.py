@@ -38,15 +38,63 @@ def layer_of(module: str) -> str | None:
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
-def test_dependencies_point_one_way(path):
-    own = path.relative_to(PACKAGE).parts[0]
-    for module, line in imported_layers(path):
+def violations(path: Path, own: str) -> list[str]:
+    """Every import of ``path`` (a module of layer ``own``) that points the wrong way."""
+    found = []
+    for module, line in sorted(imported_layers(path)):
         if module == "simplecnn.__version__":  # the package's version string, part of cache keys
             continue
         target = layer_of(module)
-        assert target is not None, f"{path.name}:{line} imports {module}, outside core/studies/pipeline"
-        assert LAYERS[target] <= LAYERS[own], f"{own}/{path.name}:{line} imports {module}: {own} must not depend on {target}"
+        if target is None:
+            found.append(f"{path.name}:{line} imports {module}, outside core/studies/pipeline")
+        elif LAYERS[target] > LAYERS[own]:
+            found.append(f"{own}/{path.name}:{line} imports {module}: {own} must not depend on {target}")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_dependencies_point_one_way(path):
+    assert violations(path, path.relative_to(PACKAGE).parts[0]) == []
+
+
+def core_imports() -> dict[str, set[str]]:
+    """Core module -> the core modules it imports (anywhere in its file)."""
+    graph = {}
+    for path in sorted((PACKAGE / "core").glob("*.py")):
+        graph[path.stem] = {m.split(".")[2] for m, _ in imported_layers(path)
+                            if m.startswith("simplecnn.core.") and len(m.split(".")) > 2} - {path.stem}
+        graph[path.stem] |= {m for m, _ in _from_core_imports(path)}
+    return graph
+
+
+def _from_core_imports(path: Path) -> set[tuple[str, int]]:
+    """``from simplecnn.core import a, b``: the modules a and b."""
+    return {(a.name, node.lineno) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module == "simplecnn.core" for a in node.names}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Import cycles of a module graph (each once, as found by a depth-first walk)."""
+    found, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_core_module_imports_another_that_imports_it_back():
+    assert cycles(core_imports()) == []
+    assert cycles({"train": {"distributed"}, "distributed": {"train"}}) == [["distributed", "train", "distributed"]]
 
 
 def test_notebooks_use_core_and_studies_only():
@@ -57,8 +105,12 @@ def test_notebooks_use_core_and_studies_only():
 
 def test_the_checker_catches_a_backward_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from simplecnn.pipeline.runner import run_all\nfrom simplecnn import studies\n")
+    bad.write_text("from simplecnn.pipeline.runner import run_all\nfrom simplecnn import studies\nimport json\n")
     assert {layer_of(m) for m, _ in imported_layers(bad)} == {"pipeline", "studies"}
+    found = violations(bad, "core")
+    assert found == ["core/bad.py:1 imports simplecnn.pipeline.runner: core must not depend on pipeline",
+                     "core/bad.py:2 imports simplecnn.studies: core must not depend on studies"]
+    assert violations(bad, "pipeline") == []
 
 
 def test_every_module_says_what_it_holds():

@@ -15,9 +15,8 @@ def test_every_registered_model_classifies_a_batch(name):
     if name in ("bagnet", "bagnet_object"):
         kwargs = {"q": 9, "width": 0.125, "blocks": [1, 1, 1, 1]}
     if name == "bagnet_object":  # registered by the patch study: pooled over a 3 × 3 map's object windows
-        from simplecnn.studies.patches import object_bagnet
-        kwargs |= {"keep": [[False, True, False], [True, True, True], [False, True, False]],
-                   "source": object_bagnet.current_source()}
+        import simplecnn.studies.patches.object_bagnet  # noqa: F401  (registers it)
+        kwargs |= {"keep": [[False, True, False], [True, True, True], [False, True, False]]}
     if name.startswith(("resnet", "cifar_", "limited_")) and name != "resnet":
         kwargs["width"] = 0.125
     model = build_model(name, 7, **kwargs).eval()

@@ -16,7 +16,7 @@ ARGS = {"q": 9, "width": 0.125, "blocks": [1, 1, 1, 1]}
 
 
 def _pooled(keep: torch.Tensor, classes: int = 3):
-    return build_model("bagnet_object", classes, **ARGS, keep=keep.tolist(), source=object_bagnet.current_source())
+    return build_model("bagnet_object", classes, **ARGS, keep=keep.tolist())
 
 
 def test_image_logits_are_the_mean_window_logits_over_the_kept_windows():
@@ -50,10 +50,7 @@ def test_background_pixels_get_no_gradient():
     assert grad[9:, :].sum() == 0 and grad[:, 9:].sum() == 0
 
 
-def test_stale_code_and_a_mask_of_the_wrong_size_are_errors():
-    keep = torch.ones(4, 4, dtype=torch.bool).tolist()
-    with pytest.raises(ValueError, match="source"):
-        build_model("bagnet_object", 3, **ARGS, keep=keep, source="0" * 16)
+def test_an_empty_mask_and_a_mask_of_the_wrong_size_are_errors():
     with pytest.raises(ValueError, match="at least one object window"):
         _pooled(torch.zeros(4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="train and score at the mask's image size"):

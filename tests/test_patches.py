@@ -152,3 +152,8 @@ def test_isolated_peak_measures_whole_above_tiled():
     tiled, tiled_peak = tiling.isolated_peak(bag, kwargs, x, 4)
     assert (whole - tiled).abs().max() < 1e-4
     assert whole_peak > 2 * tiled_peak > 0
+
+
+def test_a_codebook_larger_than_its_sample_names_the_fix():
+    with pytest.raises(ValueError, match="codebook of 32 words needs at least 32 SIFT descriptors, got 10"):
+        sift.fit_codebook(np.zeros((10, 1, 128), np.float32), 32, 0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from simplecnn.studies import patches
-from simplecnn.studies.patches import stream
+from simplecnn.studies.patches import methods, stream
 
 
 def _pixels(windows: torch.Tensor) -> np.ndarray:
@@ -44,9 +44,9 @@ def test_streamed_linear_read_out_matches_the_in_memory_one_in_bounded_batches(t
 
     # in memory: every training window featurised at once, then the reference fit
     train = _pixels(patches.extract(textures.train.images, grid))
-    clf = patches.fit_linear(train, textures.train.labels.numpy(), linear.max_patches, linear.c, seed=0)
-    expected = patches.linear_probs(clf, _pixels(patches.extract(textures.test.images, grid)), grid)
-    out, _ = patches._feature_method(featurize, textures, grid, linear, 0, 0.0)
+    clf = methods.fit_linear(train, textures.train.labels.numpy(), linear.max_patches, linear.c, seed=0)
+    expected = methods.linear_probs(clf, _pixels(patches.extract(textures.test.images, grid)), grid)
+    out, _ = methods._feature_method(featurize, textures, grid, linear, 0, 0.0)
     torch.testing.assert_close(out["test"], expected, atol=1e-4, rtol=0)
     assert out["train_windows"] == linear.max_patches
     assert max(seen) <= linear.batch_images * grid.count  # never more than a batch of images' windows

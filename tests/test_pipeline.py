@@ -12,7 +12,6 @@ import sys
 import pytest
 import torch
 
-from simplecnn.core import cache as cache_module
 from simplecnn.core import memory, recipes
 from simplecnn.core.cache import Cache
 from simplecnn.core.data import resolve_dataset
@@ -154,17 +153,12 @@ def test_run_with_overrides_needs_out_and_unknown_only_is_refused(capsys):
     assert "unknown study 'typo'" in capsys.readouterr().err
 
 
-def test_cache_key_covers_code_and_device(tmp_path, monkeypatch):
-    spec = {"n": 1}
-    base = cache_module.spec_key("model", spec)
-    assert cache_module.spec_key("model", spec, ("simplecnn.studies.fusion",)) != base
-    monkeypatch.setattr(cache_module, "code_digest", lambda modules=(): "changed training loop")
-    assert cache_module.spec_key("model", spec) != base
+def test_the_weights_key_names_the_device(tmp_path, monkeypatch):
     from simplecnn.core import train
     from simplecnn.core.device import device_key
-    monkeypatch.undo()
     seen = []
     monkeypatch.setattr(Cache, "load", lambda self, kind, spec, code=(): seen.append(spec) or None)
+
     class Stop(Exception):
         pass
 
@@ -247,4 +241,26 @@ def test_sweep_runs_take_a_free_gpu_each(tmp_path, monkeypatch):
     for i in range(2):
         assert sweep.run_one({**job, "folder": str(tmp_path / f"run-{i}")})["status"] == "done"
     assert seen == ["3", "3"] and free.get_nowait() == 3  # taken and given back each time
-    assert sweep.local_gpus() is None or sweep.local_gpus().qsize() >= 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    gpus = sweep.local_gpus()
+    assert [gpus.get_nowait() for _ in range(4)] == [0, 1, 2, 3]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert sweep.local_gpus() is None
+
+
+@pytest.mark.slow
+def test_the_terminal_shows_the_plan_and_progress_and_the_log_keeps_the_rest(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "simplecnn", "run", "--profile", "smoke", "--only", "data",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "SIMPLECNN_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("smoke profile: 1 of 1 chapters to execute, expected")
+    assert any(line.lstrip().startswith("[1/1] data ") and "| decoding" in line and "left" in line for line in lines)
+    assert any(line.startswith("[1/1] 00_data.py: done in") for line in lines)
+    for noise in ("Executing Cell", "Input Notebook", "<Figure size", "Styler at 0x", "%|", "Kernel is running over TCP"):
+        assert noise not in done.stdout + done.stderr, noise
+    log = (out / "00_data.log").read_text()
+    assert "Executing Cell" in log and "decoding" in log

@@ -27,7 +27,9 @@ def fake_headline(results: dict) -> list[Headline]:
                      results.get("setting", "top-1, Imagenette test, 64 px"), 87.0,
                      "ImageNet top-5, 224 px (BagNet paper)"),
             Headline("patch AUC", value, low, high, "95% bootstrap CI", "Imagenette test, q = 33"),
-            Headline("images", results["n"], interval="exact count", setting="Imagenette train")] + \
+            Headline("images", results["n"], interval="exact count", setting="Imagenette train"),
+            Headline("parameters (M)", 11.7, interval="exact count", setting="ResNet-18, 1000 classes", source=11.69,
+                     source_setting="the lecture's table", comparable=True, rule="exact")] + \
         ([Headline("BagNet-9 image accuracy (%)", results["extra"], setting="top-1, Imagenette test")]
          if "extra" in results else [])
 
@@ -71,7 +73,8 @@ def test_rows_carry_value_interval_setting_and_source(fake_studies):
 def test_a_profile_without_results_gets_no_column(fake_studies):
     write("smoke", "alpha", SMOKE)
     table = summary.headline_table("smoke", ["paper", "gpu"])
-    assert list(table.columns) == ["study", "quantity", "setting", "smoke", "interval", "source", "source setting"]
+    assert list(table.columns) == ["study", "quantity", "setting", "smoke", "interval", "source", "source setting",
+                                   "comparable", "goal"]
     assert "not run" not in table.to_string()
 
 
@@ -108,20 +111,29 @@ def test_numbers_are_formatted_for_reading():
     assert summary.format_value(Headline("q", 0.5, 0.5, 0.5)) == "0.5"  # empty interval: value alone
 
 
-def test_comparison_frame_keeps_numeric_pairs_as_ratios(fake_studies):
+def test_comparison_frame_divides_only_what_measures_the_same_thing(fake_studies):
     write("smoke", "alpha", SMOKE)
     frame = summary.comparison_frame("smoke", ["paper"])
-    assert list(frame["quantity"]) == ["BagNet-33 image accuracy (%)"]  # the others have no numeric source
-    row = frame.iloc[0]
-    assert math.isclose(row["ratio"], 75.23 / 87) and math.isclose(row["ratio_low"], 74.83 / 87)
+    assert list(frame["quantity"]) == ["parameters (M)"]  # BagNet's top-1 beside ImageNet top-5: never divided
+    assert math.isclose(frame.iloc[0]["ratio"], 11.7 / 11.69)
     fig = summary.comparison_figure(frame)
     assert fig.axes and "ours ÷ the source" in fig.axes[0].get_xlabel()
+
+
+def test_one_table_per_study_keeps_settings_in_notes(fake_studies):
+    write("smoke", "alpha", SMOKE)
+    table, notes = summary.study_table("alpha", summary.headlines("smoke")["alpha"])
+    assert table.loc["BagNet-33 image accuracy (%)", "ours ÷ source"] == ""
+    assert table.loc["parameters (M)", "ours ÷ source"] == "1.001"
+    assert notes[0] == "[1] top-1, Imagenette test, 64 px; source: ImageNet top-5, 224 px (BagNet paper)"
+    assert table.loc["BagNet-33 image accuracy (%)", "note"] == 1
 
 
 def test_summary_knows_the_registry_studies():
     from simplecnn.pipeline import registry  # tests may import the pipeline; the study may not
 
-    modules = {s.name: s.module for s in registry.STUDIES.values() if s.name != "summary"}
+    modules = {s.name: s.module for s in registry.STUDIES.values()
+               if s.name not in ("summary", "reproducibility", "costs")}  # the closing pages read the studies
     assert summary.STUDIES == modules
     assert set(registry.get("summary").upstream) == set(summary.STUDIES)
 

@@ -173,14 +173,27 @@ def one_of(names: list[str]) -> Augmentation:
     return apply
 
 
-def build_pipeline(names: tuple[str, ...] | list[str]) -> Augmentation:
-    """Compose registered augmentations by name; ``oneof:a+b+c`` is ``one_of([a, b, c])``.
-    An unknown name is an error that lists the known ones."""
+def _parts(names: tuple[str, ...] | list[str]) -> list[list[str]]:
+    """Each pipeline entry's registered names (``oneof:a+b`` -> [a, b]); unknown: an error
+    that lists the known ones."""
     parts = [n.removeprefix("oneof:").split("+") if n.startswith("oneof:") else [n] for n in names]
     unknown = [n for p in parts for n in p if n not in AUGMENTATIONS]
     if unknown:
         raise ValueError(f"unknown augmentation(s) {unknown}; known: {sorted(AUGMENTATIONS)} "
                          f"(and oneof:NAME+NAME+...)")
+    return parts
+
+
+def used_functions(names: tuple[str, ...] | list[str]) -> list[Augmentation]:
+    """The registered functions a pipeline of ``names`` calls (their modules key the weights
+    trained with it)."""
+    return [AUGMENTATIONS[n] for p in _parts(names) for n in p]
+
+
+def build_pipeline(names: tuple[str, ...] | list[str]) -> Augmentation:
+    """Compose registered augmentations by name; ``oneof:a+b+c`` is ``one_of([a, b, c])``.
+    An unknown name is an error that lists the known ones."""
+    parts = _parts(names)
     fns = [one_of(p) if n.startswith("oneof:") else AUGMENTATIONS[n] for n, p in zip(names, parts)]
 
     def apply(x: torch.Tensor, g: torch.Generator, index: torch.Tensor, epoch: int) -> torch.Tensor:

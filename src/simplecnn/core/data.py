@@ -10,7 +10,9 @@ is for final numbers only.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -20,10 +22,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from sklearn.model_selection import train_test_split
-from tqdm.auto import tqdm
 
+from simplecnn.core import progress
 from simplecnn.core.archives import DataError
-from simplecnn.core.cache import Cache
+from simplecnn.core.cache import Cache, tensor_digest
 from simplecnn.core.paths import data_dir, dry_run, user_path
 
 DECODER_VERSION = 1  # bump when decoding changes what a cached tensor holds
@@ -65,7 +67,8 @@ class DataSplits:
     train: ImageSet
     val: ImageSet
     test: ImageSet
-    spec: dict = field(default_factory=dict)  # everything that determines the tensors
+    spec: dict = field(default_factory=dict)  # how the tensors were made (data set, folders, splits), for people
+    _content: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def classes(self) -> list[str]:
@@ -77,6 +80,17 @@ class DataSplits:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def content(self) -> dict:
+        """What the splits hold (content hashes of each split's images and labels, and the
+        class count), for cache keys: a model is keyed by the tensors it saw, not by the
+        code or settings that made them, so loader changes that give the same tensors
+        retrain nothing, and any that change a pixel or a label retrain."""
+        if self._content is None:
+            self._content = {"name": self.name, "classes": self.num_classes,
+                             **{s: f"{tensor_digest(getattr(self, s).images)}:{tensor_digest(getattr(self, s).labels)}"
+                                for s in ("train", "val", "test")}}
+        return self._content
 
     def reduced(self, train: int | None = None, val: int | None = None, test: int | None = None,
                 seed: int = 0) -> "DataSplits":
@@ -126,7 +140,7 @@ def list_image_folder(root: Path) -> tuple[list[Path], list[int], list[str]]:
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist; run `make data`, or pass the path of an "
                         f"ImageFolder directory laid out as root/<class>/<image>")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = class_folders(root)
     if not classes:
         raise DataError(f"{root} holds no class folders; lay it out as {root}/<class>/<image> (ImageFolder)")
     files, labels = [], []
@@ -163,17 +177,16 @@ def decode_files(files: list[Path], size: int, desc: str = "decoding") -> torch.
     """Decode files into one N×3×size×size uint8 tensor, on all cores when it pays."""
     out = np.empty((len(files), size, size, 3), dtype=np.uint8)
     workers = min(os.cpu_count() or 1, 8)
-    progress = tqdm(total=len(files), desc=desc, unit="img", mininterval=1.0)
+    started = time.perf_counter()
+    progress.say(f"{desc}: {len(files):,} images")
     if len(files) >= PARALLEL_MIN_FILES and workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             for i, arr in enumerate(pool.map(decode_image, files, repeat(size), chunksize=64)):
                 out[i] = arr
-                progress.update()
     else:
         for i, f in enumerate(files):
             out[i] = decode_image(f, size)
-            progress.update()
-    progress.close()
+    progress.say(f"{desc}: done in {progress.minutes(time.perf_counter() - started)}")
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -189,7 +202,7 @@ def load_folder(root: Path, size: int, max_per_class: int | None = None, seed: i
     cache = cache or Cache()
     payload = cache.get_or_compute("images", spec, lambda: {
         "images": decode_files(files, size, desc=f"decoding {root.name} at {size}px"),
-        "labels": torch.tensor(labels, dtype=torch.long), "classes": classes})
+        "labels": torch.tensor(labels, dtype=torch.long), "classes": classes}, code=("core.data",))
     return ImageSet(payload["images"], payload["labels"], list(payload["classes"])), spec
 
 
@@ -231,6 +244,31 @@ def find_layout(root: Path) -> dict[str, Path]:
         raise DataError(f"data folder {root} does not exist; run `make data`, or pass the path of an "
                         f"ImageFolder directory (root/<class>/<image>, optionally under train/ val/ test/)")
     return {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
+
+
+def class_folders(root: Path) -> list[str]:
+    """The class folders of an ImageFolder directory, sorted (hidden folders left out)."""
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def check_classes(layout: dict[str, Path]) -> list[str]:
+    """The class names every split folder shares; folders that disagree are an error naming,
+    per split, the missing and the extra classes. Labels are per-folder indices of the sorted
+    class names, so one missing folder would shift every label after it."""
+    found = {split: class_folders(folder) for split, folder in layout.items()}
+    reference = found.get("train") or next(iter(found.values()))
+    problems = []
+    for split, names in found.items():
+        missing, extra = sorted(set(reference) - set(names)), sorted(set(names) - set(reference))
+        if missing or extra:
+            parts = ([f"missing {missing}"] if missing else []) + ([f"extra {extra}"] if extra else [])
+            problems.append(f"{layout[split]} has {' and '.join(parts)}")
+    if problems:
+        raise DataError("class folders differ between the splits (labels would not mean the same class): "
+                        + "; ".join(problems) + f" (against {layout.get('train', next(iter(layout.values())))}). "
+                        "Give every split the same class folders: add the missing ones (with images) or remove "
+                        "the extra ones")
+    return reference
 
 
 DRY_RUN_PER_CLASS = 20  # images per class and split in a dry run
@@ -281,6 +319,8 @@ def load_dataset(dataset: str, resolution: int, *, val_fraction: float = 0.1, sp
         layout = {"train": root, "test": root}
     else:
         layout = find_layout(root)
+        if len(layout) > 1:
+            check_classes(layout)
     specs = {}
     if "train" in layout:
         train, specs["train"] = load(layout["train"], True)
@@ -296,10 +336,9 @@ def load_dataset(dataset: str, resolution: int, *, val_fraction: float = 0.1, sp
             kept, held = stratified_split(pool.labels, 0.5, split_seed, f"{layout['val']}")
             val, test = pool.subset(kept), pool.subset(held)
         else:
-            raise DataError(f"{root} has train/ but neither val/ nor test/; add one, or put the class "
-                            f"folders directly under {root} to have them split automatically")
+            load_dataset_layout_error(root, layout)
     elif layout:
-        raise DataError(f"{root} has {sorted(layout)} but no train/ folder; add {root / 'train'}")
+        load_dataset_layout_error(root, layout)
     else:
         pool, specs["pool"] = load(root, True)
         rest, test_idx = stratified_split(pool.labels, val_fraction, split_seed, str(root))
@@ -323,8 +362,45 @@ def stratified_subset(images: ImageSet, n: int | None, seed: int = 0) -> ImageSe
     return images.subset(keep)
 
 
-def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std in [0, 1] units, from up to ``max_images`` evenly spaced images."""
-    step = max(1, len(images) // max_images)
-    x = images[::step].float().div_(255)
-    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
+KNOWN_SIZES = {"cifar10": {"train": 50_000, "test": 10_000}, "imagenette": {"train": 9_469, "val": 3_925}}
+"""Images per split folder of the known data sets (their archives'), when they are not unpacked."""
+
+
+def load_dataset_layout_error(root: Path | None, splits: dict) -> None:
+    """The error ``load_dataset`` gives a split layout it cannot use (raised, never returned)."""
+    if "train" in splits:
+        raise DataError(f"{root} has train/ but neither val/ nor test/; add one, or put the class "
+                        f"folders directly under {root} to have them split automatically")
+    raise DataError(f"{root} has {sorted(splits)} but no train/ folder; add {root / 'train' if root else 'train/'}")
+
+
+def split_sizes(dataset: str, val_fraction: float = 0.1) -> dict[str, int]:
+    """Images per split (train, val, test) that ``load_dataset`` gives ``dataset``, from file
+    counts and the same split arithmetic, without decoding anything: what a chapter's plan
+    needs to say how long its training takes."""
+    try:
+        root = resolve_dataset(dataset)[1]
+    except DataError:
+        if dataset not in KNOWN_SIZES:
+            raise
+        root = None  # a known data set not unpacked here: its archive's counts
+    if root is None or root.name == "cifar-10-batches-py":
+        counts = dict(KNOWN_SIZES[dataset])
+    else:
+        layout = find_layout(root) or {"pool": root}
+        counts = {s: len(list_image_folder(p)[0]) for s, p in layout.items()}
+    held = lambda n, f: math.ceil(n * f)  # noqa: E731  (scikit-learn's test_size arithmetic)
+    if "pool" not in counts and ("train" not in counts or len(counts) == 1):
+        load_dataset_layout_error(root, counts)
+    if "pool" in counts:
+        n = counts["pool"]
+        test = held(n, val_fraction)
+        val = held(n - test, val_fraction / (1 - val_fraction))
+        return {"train": n - test - val, "val": val, "test": test}
+    if "test" in counts and "val" not in counts:
+        val = held(counts["train"], val_fraction)
+        return {"train": counts["train"] - val, "val": val, "test": counts["test"]}
+    if "test" in counts:
+        return {"train": counts["train"], "val": counts["val"], "test": counts["test"]}
+    test = held(counts["val"], 0.5)
+    return {"train": counts["train"], "val": counts["val"] - test, "test": test}

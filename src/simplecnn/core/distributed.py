@@ -1,7 +1,7 @@
 """Training on several processes: DistributedDataParallel under torchrun.
 
 ``train_model(..., nproc=N)`` writes the job (data tensors, model, config) to a file and runs
-``torchrun --standalone --nproc_per_node N -m simplecnn.core.distributed JOB``: each rank
+``torchrun --standalone --nproc_per_node N -m simplecnn.core.ddp_job JOB``: each rank
 builds the same model, ``fit`` wraps it in DDP and every rank augments the same global batch
 (one seeded generator) and takes its share (rows ``rank::world``), so gradients average to
 the single-process gradient of that batch; rank 0 alone writes checkpoints and the cache
@@ -39,45 +39,15 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model)
 
 
-def launch(name: str, data, config, model_kwargs: dict, spec: dict, cache, device: torch.device, nproc: int,
-           track_val: bool) -> None:
+def launch(name: str, data, config, model_kwargs: dict, spec: dict, code: tuple[str, ...], cache,
+           device: torch.device, nproc: int, track_val: bool) -> None:
     """Train under torchrun with ``nproc`` processes; the result lands in ``cache`` under ``spec``."""
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "job.pt"
-        torch.save({"name": name, "data": data, "config": config, "model_kwargs": model_kwargs, "spec": spec,
+        torch.save({"name": name, "data": data, "config": config, "model_kwargs": model_kwargs, "spec": spec, "code": code,
                     "cache": str(cache.root), "device": device.type, "track_val": track_val}, job)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "simplecnn.core.distributed", str(job)]
+               "-m", "simplecnn.core.ddp_job", str(job)]
         done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
         if done.returncode != 0:
             raise RuntimeError(f"distributed training failed (exit {done.returncode}): {' '.join(cmd)}")
-
-
-def _main(job_path: str) -> None:
-    from simplecnn.core.cache import Cache
-    from simplecnn.core.train import build_normalized, fit
-
-    job = torch.load(job_path, weights_only=False)  # our own job file, written a moment ago by launch()
-    cuda = job["device"] == "cuda"
-    dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        rank = dist.get_rank()
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
-        if cuda:
-            torch.cuda.set_device(device)
-        config, data, cache = job["config"], job["data"], Cache(job["cache"])
-        model = build_normalized(job["name"], data, job["model_kwargs"], config.seed, config.whiten)
-        scratch = cache.scratch("model", job["spec"]) / "checkpoint.pt"
-        history = fit(model, data.train, config, data.val if job["track_val"] else None,
-                      checkpoint=scratch, device=device)
-        if rank == 0:
-            model.cpu()
-            cache.save("model", job["spec"], {"state": model.state_dict(), "history": history,
-                                              "train_s": history[-1]["elapsed_s"]})
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1])

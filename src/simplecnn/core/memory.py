@@ -177,3 +177,47 @@ def record_dry_run(model: nn.Module, batch: int, resolution: int, ema: bool = Fa
     """Remember a training loop's estimate (for the results' provenance in a dry run)."""
     DRY_RUN_ESTIMATES.append({"batch": batch, "resolution": resolution, "model_params": sum(
         p.numel() for p in model.parameters()), "estimate_bytes": training_estimate(model, batch, resolution, ema)})
+
+
+def fake_pass(loop) -> dict:
+    """``loop``'s model (a ``core.plan.Loop``) forward and backward at its real batch and
+    resolution on the meta device (shapes and dtypes, no data, no arithmetic): a layer that
+    does not fit the input raises here as it would on the accelerator. A model whose
+    initialiser reads values (``trunc_normal_``'s rejection loop) is built on the CPU and moved.
+
+    Returns the parameter count, the fp32 bytes of every leaf module's output kept for the
+    backward pass (counted as ``layer_outputs`` counts them: an output sharing another's
+    storage, an in-place ReLU or a view, once) and the training estimate of
+    ``training_estimate`` (weights, gradients, momentum, EMA) at that batch."""
+    try:
+        with torch.device("meta"):  # no weights to initialise: VGG's take a second each on the CPU
+            model = loop.build()
+    except (NotImplementedError, RuntimeError):  # an initialiser that reads values (GoogLeNet's trunc_normal_)
+        model = loop.build().to("meta")
+    model.train(loop.trains)  # a loop that only counts or times runs in eval mode
+    seen: set[int] = set()
+    alive: list[torch.Tensor] = []  # held so that an id is not reused while counting
+    total = [0]
+
+    def record(_module, _inputs, output):
+        for t in output if isinstance(output, (tuple, list)) else [output]:
+            if isinstance(t, torch.Tensor):
+                base = t._base if t._base is not None else t
+                if id(base) not in seen:
+                    seen.add(id(base))
+                    alive.append(base)
+                    total[0] += t.numel()
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.set_grad_enabled(loop.trains):
+            out = model(torch.empty(loop.batch, 3, loop.resolution, loop.resolution, device="meta"))
+        if loop.trains:
+            (out if isinstance(out, torch.Tensor) else out[0]).float().sum().backward()
+    finally:
+        for h in handles:
+            h.remove()
+    params = sum(p.numel() for p in model.parameters())
+    activations = total[0] * 4
+    return {"params": params, "activation_bytes": activations,
+            "estimate_bytes": params * 4 * (4 if loop.ema else 3) + activations}

@@ -236,6 +236,12 @@ class FastNet(nn.Module):
             if isinstance(m, nn.Conv2d):  # identity-like start: the first input channels pass through
                 nn.init.dirac_(m.weight[:m.in_channels])
 
+    @property
+    def stages(self) -> nn.Sequential:
+        """The ConvGroups, each halving the resolution: the layers Grad-CAM reads, as a
+        ResNet's ``stages``."""
+        return self.body[1:]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.whiten(x))) * self.logit_scale
 

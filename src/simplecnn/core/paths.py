@@ -64,8 +64,18 @@ def user_path(path: str | Path) -> Path:
     return path if path.is_absolute() else Path(run_context().get("cwd") or os.getcwd()) / path
 
 
+DRY_RUN = "SIMPLECNN_DRY_RUN"  # "full" (or 1): real sizes; "small": resolutions capped too
+
+
 def dry_run() -> bool:
-    """True in a dry run (``--dry-run``, or ``SIMPLECNN_DRY_RUN=1``): every training loop
-    takes two steps of one epoch and data sets are cut to a handful of images per class,
-    so a GPU profile's architectures, resolutions and batch sizes run on a CPU in minutes."""
-    return os.environ.get("SIMPLECNN_DRY_RUN", "") not in ("", "0")
+    """True in a dry run (``--dry-run``, or ``SIMPLECNN_DRY_RUN``): every training loop
+    takes two steps of one epoch and data sets are cut to a handful of images per class, so
+    a GPU profile's code paths run on a CPU (``dry_run_small``: at small resolutions too)."""
+    return os.environ.get(DRY_RUN, "") not in ("", "0")
+
+
+def dry_run_small() -> bool:
+    """True in a small dry run (``--dry-run small``): resolutions are capped as well, so every
+    code path of a GPU profile runs in seconds per chapter (its shapes and memory at full
+    size are proved on meta tensors instead, ``pipeline.proof``)."""
+    return os.environ.get(DRY_RUN, "") == "small"

@@ -79,3 +79,17 @@ def threshold_map(values: torch.Tensor, thresholds: torch.Tensor, ax: plt.Axes, 
     ax.invert_yaxis()
     ax.set_ylabel("δ₀ (stage 0)"), ax.set_xlabel("δ₁ (stage 1)" if v.shape[1] > 1 else "")
     ax.set_title(title)
+
+
+def training_curves(history: pd.DataFrame, hue: str, title: str) -> plt.Figure:
+    """Training loss per epoch (and validation accuracy where it was tracked), one line per
+    ``hue`` value, mean over seeds with a band of ± one standard deviation."""
+    panels = [("train_loss", "training loss")] + ([("val_acc", "validation accuracy")]
+                                                  if "val_acc" in history and history["val_acc"].notna().any() else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (column, label) in zip(axes[0], panels):
+        sns.lineplot(data=history, x="epoch", y=column, hue=hue, errorbar="sd", ax=ax)
+        ax.set_ylabel(label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from simplecnn.core import progress
 from simplecnn.core.cache import Cache
 from simplecnn.core.data import DataSplits
 from simplecnn.core.train import TrainConfig, Trained, train_model
@@ -46,15 +47,30 @@ RECIPES: dict[str, dict[str, Recipe]] = {
 }
 
 
-def recipe(name: str, dataset: str, like: str | None = None, **config_overrides) -> Recipe:
+def borrowed(dataset: str, resolution: int) -> tuple[str, str]:
+    """The known data set whose recipe a data set without one borrows, chosen from its
+    resolution, and why: small images (≤ 40 px) train like CIFAR-10, photos like Imagenette."""
+    if resolution <= 40:
+        return "cifar10", f"{dataset} at {resolution} px is small like CIFAR-10 (32 px)"
+    return "imagenette", f"{dataset} at {resolution} px is a photo set like Imagenette (64 px and up)"
+
+
+def recipe(name: str, dataset: str, like: str | None = None, resolution: int | None = None,
+           **config_overrides) -> Recipe:
     """The recipe ``name`` for ``dataset``, config overridable. A data set without a recipe
-    of its own needs ``like``: the known data set whose recipe it should borrow."""
+    of its own borrows one: ``like`` names the known data set, else its ``resolution``
+    decides (``borrowed``, said on the terminal)."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
     key = like or dataset
+    if like is not None and like not in RECIPES[name]:
+        raise ValueError(f"like={like!r}: recipe {name!r} has settings for {sorted(RECIPES[name])} only")
     if key not in RECIPES[name]:
-        raise ValueError(f"recipe {name!r} has no settings for data set {key!r}; it has {sorted(RECIPES[name])}: "
-                         f"pass like='imagenette' (photos, 64 px) or like='cifar10' (32 px) to borrow theirs")
+        if resolution is None:
+            raise ValueError(f"recipe {name!r} has no settings for data set {key!r}; it has {sorted(RECIPES[name])}: "
+                             f"pass like='imagenette' (photos, 64 px) or like='cifar10' (32 px) to borrow theirs")
+        key, why = borrowed(dataset, resolution)
+        progress.say(f"recipe {name!r} for {dataset}: {key}'s settings ({why}; set like= to choose)")
     chosen = RECIPES[name][key]
     return replace(chosen, config=replace(chosen.config, **config_overrides)) if config_overrides else chosen
 
@@ -62,5 +78,5 @@ def recipe(name: str, dataset: str, like: str | None = None, **config_overrides)
 def train_recipe(name: str, data: DataSplits, cache: Cache | None = None, like: str | None = None,
                  **config_overrides) -> Trained:
     """Train (or take from the cache) the recipe ``name`` for ``data``'s data set."""
-    chosen = recipe(name, data.name, like, **config_overrides)
+    chosen = recipe(name, data.name, like, data.train.resolution, **config_overrides)
     return train_model(chosen.model, data, chosen.config, chosen.model_kwargs, cache=cache)

@@ -13,11 +13,14 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from simplecnn.core.cache import cold_seconds, entries_used
 from simplecnn.core.io import atomic_write_bytes
 from simplecnn.core.device import device_description
 from simplecnn.core.paths import RUN_CONTEXT, ROOT, build_dir, dry_run, results_root, run_context  # noqa: F401
@@ -49,13 +52,21 @@ def package_versions() -> dict[str, str]:
 
 
 def provenance(started: float, device: str = "auto") -> dict[str, Any]:
+    """Which code, packages and machine made a run, and what it cost: ``wall_time_s`` of this
+    run, ``cached_seconds`` of the computations behind the cache entries it loaded, and their
+    sum ``cold_seconds``, what the run costs from an empty cache; ``cache``: the entries it
+    loaded and computed with their own seconds (so a book's total counts a shared entry once)."""
     extra = {}
     if dry_run():
         from simplecnn.core.memory import DRY_RUN_ESTIMATES
         peak = max((e["estimate_bytes"] for e in DRY_RUN_ESTIMATES), default=0)
         extra = {"dry_run": {"training_loops": DRY_RUN_ESTIMATES, "peak_estimate_bytes": peak}}
+    wall = time.time() - started
+    loaded = cold_seconds()
     return {**extra, "git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
-            "device": device_description(run_context().get("params", {}).get("device", device)), "wall_time_s": round(time.time() - started, 2),
+            "device": device_description(run_context().get("params", {}).get("device", device)),
+            "threads": torch.get_num_threads(), "wall_time_s": round(wall, 2),
+            "cached_seconds": round(loaded, 2), "cold_seconds": round(wall + loaded, 2), "cache": entries_used(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -76,12 +87,16 @@ def upstream_dirs(profile: str) -> list[Path]:
     return list(dict.fromkeys([output_dir(profile), base / profile]))
 
 
-def write_results(study: str, profile: str, results: dict, started: float) -> Path:
+def write_results(study: str, profile: str, results: dict, started: float,
+                  headlines: list[Headline] | None = None) -> Path:
     """Write the study's results json atomically and return its path. The parameters
     recorded are those the runner injected (all of the notebook's, after profile and
-    overrides), never a hand-copied list; an interactive run records ``None``."""
+    overrides), never a hand-copied list; an interactive run records ``None``. The study's
+    ``headlines`` (with their rules) are stored beside the results, so that a later run can be
+    judged against these whatever the code that reads them (``simplecnn verify``)."""
     path = output_dir(profile) / f"{study}.json"
     doc = {"study": study, "profile": profile, "params": run_context().get("params"), "results": results,
+           **({"headlines": [asdict(h) for h in headlines]} if headlines is not None else {}),
            "provenance": provenance(started)}
     atomic_write_bytes(path, (json.dumps(doc, indent=2, default=float) + "\n").encode())
     return path
@@ -100,18 +115,33 @@ def read_results(study: str, profile: str) -> dict:
 
 @dataclass(frozen=True)
 class Headline:
-    """One headline number of a study, labelled so that a reader knows what it compares:
-    the metric, data set, split and resolution, its uncertainty, and the source's figure
-    with the source's own label (which may differ: ImageNet top-5 beside our top-1)."""
+    """One headline number of a study, labelled so that a reader knows what it compares and
+    a re-run knows how to be judged (``core.reproduce``).
+
+    ``value`` with its interval (``low``, ``high``; ``interval`` says what it covers: seeds or
+    test images) in its ``setting`` (metric, data set, split, resolution). ``source`` is the
+    source's figure in its own ``source_setting``; ``comparable`` says they measure the same
+    thing (metric, data set, split and reference model), the only case where a ratio of the
+    two means anything. ``goal``: a threshold the chapter set itself, never a source figure.
+    ``rule`` (``core.reproduce.RULES``), ``margin`` (equivalence margin, in the value's units),
+    ``better`` ("higher"/"lower"), ``n`` (seeds behind a mean ± std) and ``status`` (a check's,
+    difference's or ordering's finding) say how a re-run is judged."""
 
     quantity: str
     value: float | str | None
     low: float | None = None  # interval (CI or mean ± std), None when not applicable
     high: float | None = None
-    interval: str = ""  # what [low, high] is, e.g. "95% bootstrap CI" or "± std, 2 seeds"
+    interval: str = ""  # what [low, high] is and covers, e.g. "95% bootstrap CI over test images"
     setting: str = ""  # metric, data set, split and resolution, e.g. "top-1, CIFAR-10 test, 32 px"
     source: float | str | None = None
     source_setting: str = ""  # the source's metric and setting, where it differs from ours
+    comparable: bool = False  # source and value measure the same thing: their ratio means something
+    goal: float | None = None  # a goal this study set itself (not a source figure)
+    rule: str = "report"  # how a re-run is judged: exact, bootstrap, seeds, check, difference, order, report
+    margin: float | None = None  # equivalence margin of bootstrap and seeds rules, in the value's units
+    better: str | None = None  # "higher" or "lower", where the direction of a change matters
+    n: int | None = None  # training seeds behind a mean ± std
+    status: str | None = None  # the finding of a check, difference or ordering
 
 
 class Plain(str):

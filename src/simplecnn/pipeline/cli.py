@@ -8,6 +8,7 @@ parsed as papermill does, anything else a string), ``-y YAML`` and ``-f FILE.yml
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -92,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                         "build/<profile>/executed, writing results/<profile>/)")
     add_param_options(p)
     p.add_argument("--force", action="store_true", help="execute even when up to date")
-    p.add_argument("--dry-run", action="store_true",
-                   help="prove a profile on this machine: real architectures and resolutions, two training steps "
-                        "of a small batch per loop, a handful of images; prints each chapter's memory estimate "
-                        "(default --out: build/<profile>-dry-run)")
+    p.add_argument("--dry-run", nargs="?", const="full", choices=["full", "small"],
+                   help="prove a profile on this machine: two training steps of a small batch per loop, a handful "
+                        "of images; 'full' (the default) at the real architectures and resolutions, printing each "
+                        "chapter's memory estimate, 'small' with resolutions capped too (its shapes and memory: "
+                        "`prove`) (default --out: build/<profile>-dry-run[-small])")
 
     p = sub.add_parser("sweep", help="run one notebook over a grid of parameter values, into one table")
     p.add_argument("notebook", help="the notebook, e.g. notebooks/03_patches.py")
@@ -109,12 +111,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", default=None, help="results key (dotted) to plot, e.g. ceiling_acc")
     p.add_argument("--x", default=None, help="swept parameter on the plot's x axis (default: the first)")
 
+    p = sub.add_parser("prove", help="run every model of a profile forward and backward on meta tensors at full size: "
+                                     "shapes, and each chapter's accelerator-memory estimate (seconds)")
+    p.add_argument("--profile", default="gpu", help="gpu, paper, or any profile")
+
+    p = sub.add_parser("verify", help="judge a run against the committed results, finding by finding: reproduced, "
+                                      "inconclusive or changed (exit 0, 1 when one changed, 2 on missing results)")
+    p.add_argument("run", nargs="?", default="build/verify",
+                   help="the run's results: a --out folder, a results root or a <profile> folder (default: build/verify, "
+                        "what `make verify` writes)")
+    p.add_argument("--against", default=None, help="the committed results (default: results/<the run's profile>)")
+    p.add_argument("--profile", default=None, help="the profile to read where the folders hold several")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the report as json (- for stdout)")
+    p.add_argument("--md", default=None, metavar="FILE", help="also write the report as Markdown (- for stdout)")
+    p.add_argument("--save", default=None, metavar="NAME",
+                   help="commit-ready: write results/<profile>/verify/NAME.json and .md (the book shows them)")
+    p.add_argument("--strict", action="store_true", help="also fail (exit 1) on inconclusive, missing or new findings")
+
+    p = sub.add_parser("screenshot", help="a picture of a page of the built book, as a laptop shows it")
+    p.add_argument("--profile", default="cpu", help="the book's profile (build/<profile>/book)")
+    p.add_argument("--page", default="executed/03_patches.html", help="the page, relative to the book's HTML")
+    p.add_argument("--out", default="docs/book.png", help="where the PNG goes")
+
     p = sub.add_parser("book", help="execute what changed and build the HTML book")
     p.add_argument("--profile", default="cpu", help="smoke, cpu, gpu, paper, or a folder of <study>.yml files")
     p.add_argument("--force", action="store_true")
 
     args = parser.parse_args(argv)
-    from simplecnn.pipeline.runner import RunFailed, show_kernel_output
+    from simplecnn.pipeline.book import BookFailed
+    from simplecnn.pipeline.runner import RunFailed
     try:
         if args.command == "data":
             from simplecnn.core.archives import prepare
@@ -127,31 +152,42 @@ def main(argv: list[str] | None = None) -> int:
             archive = reduce_imagenette(resolve_dataset("imagenette")[1], Path(args.out), args.size)
             print(f"{archive} ({archive.stat().st_size / 1e6:.1f} MB): use it with `make data ARCHIVES={archive.parent}`")
         elif args.command == "run":
-            return _run(args, show_kernel_output)
+            return _run(args)
         elif args.command == "sweep":
             return _sweep(args)
         elif args.command == "book":
             from simplecnn.pipeline.book import build
-            show_kernel_output()
             build(args.profile, args.force)
-    except RunFailed as exc:
+        elif args.command == "screenshot":
+            from simplecnn.pipeline import browser
+            from simplecnn.pipeline.runner import profile_name
+            html = build_dir() / profile_name(args.profile) / "book" / "_build" / "html"
+            print(f"screenshot: {browser.screenshot(html, args.page, Path(args.out))}")
+        elif args.command == "verify":
+            return _verify(args)
+        elif args.command == "prove":
+            from simplecnn.pipeline import proof
+            rows = proof.fake_proof(args.profile)
+            print("\n".join(proof.report_lines(args.profile, rows)))
+    except (RunFailed, BookFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (DataError, FileNotFoundError, ValueError) as exc:
+    except (DataError, FileNotFoundError, ValueError) as exc:  # VerifyError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _run(args: argparse.Namespace, show_kernel_output) -> int:
+def _run(args: argparse.Namespace) -> int:
     from simplecnn.core.paths import results_root
     from simplecnn.pipeline import registry
     from simplecnn.pipeline.runner import Target, profile_name, run_all
     overrides = collect_overrides(args)
     results_from = Path(args.results_from).resolve() if args.results_from else results_root()
     if args.dry_run:
-        os.environ["SIMPLECNN_DRY_RUN"] = "1"  # the kernels inherit it
-        args.out = args.out or str(build_dir() / f"{profile_name(args.profile)}-dry-run")
+        os.environ["SIMPLECNN_DRY_RUN"] = args.dry_run  # the kernels inherit it
+        suffix = "-small" if args.dry_run == "small" else ""
+        args.out = args.out or str(build_dir() / f"{profile_name(args.profile)}-dry-run{suffix}")
         if not args.results_from:  # a dry run's chapters read each other's dry-run results
             results_from = Path(args.out).resolve() / "results"
     if args.out:  # a user's run: its results stay in its folder
@@ -162,12 +198,29 @@ def _run(args: argparse.Namespace, show_kernel_output) -> int:
             raise ValueError("overridden parameters need --out: results/ holds only the profiles' own runs")
         out = build_dir() / profile_name(args.profile) / "executed"
         target = Target(results_root(), results_from)
-    show_kernel_output()
     run_all(args.profile, out, overrides, args.only, args.force, target)
-    if args.dry_run:
-        from simplecnn.pipeline.runner import dry_run_report
+    if args.dry_run == "full":
+        from simplecnn.pipeline.proof import dry_run_report
         dry_run_report(target.results_out, profile_name(args.profile), [s.name for s in registry.ordered(args.only)])
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from simplecnn.core.paths import results_root
+    from simplecnn.pipeline import verify
+    report = verify.verify(args.run, args.against, args.profile)
+    print(verify.text(report))
+    for option, render in ((args.json, lambda r: json.dumps(r.to_dict(), indent=1, default=str)),
+                           (args.md, verify.markdown)):
+        if option == "-":
+            print(render(report))
+        elif option:
+            Path(option).parent.mkdir(parents=True, exist_ok=True)
+            Path(option).write_text(render(report) + "\n")
+    if args.save:
+        profile = report.profile or Path(report.run).name
+        print(f"saved: {verify.save(report, results_root() / profile / 'verify', args.save)}")
+    return report.exit_status(args.strict)
 
 
 def _sweep(args: argparse.Namespace) -> int:

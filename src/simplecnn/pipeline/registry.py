@@ -45,6 +45,11 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
     Study("fusion", "06_fusion.py", "simplecnn.studies.fusion", ("patches",), ("classifiers", "best")),
     Study("summary", "07_summary.py", "simplecnn.studies.summary",
           ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion"), ("rows",)),
+    Study("reproducibility", "08_reproducibility.py", "simplecnn.studies.reproducibility",
+          ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion", "summary"), ("reports",)),
+    Study("costs", "09_costs.py", "simplecnn.studies.costs",
+          ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion", "summary",
+           "reproducibility"), ("chapters", "total_cold_min")),
 ]}
 
 

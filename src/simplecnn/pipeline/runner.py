@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import logging
+import time
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,10 +31,13 @@ import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
+from simplecnn.core.cache import PACKAGE, Cache, package_digest
 from simplecnn.core.io import atomic_write_bytes, file_sha256
-from simplecnn.core.paths import NOTEBOOKS, PROFILES, ROOT, dry_run, results_root
+from simplecnn.core.paths import NOTEBOOKS, PROFILES, ROOT, dry_run, dry_run_small, results_root
 from simplecnn.core.paths import RUN_CONTEXT
-from simplecnn.pipeline import registry
+from simplecnn.core import progress
+from simplecnn.core.params import check
+from simplecnn.pipeline import console, estimate, registry
 
 DEFAULT_PROFILE = "cpu"  # the parameters cells' own values
 
@@ -104,22 +107,37 @@ DRY_RUN_CAPS = {"curve_images": 8, "sanity_images": 4, "heatmap_images": 2, "thr
                 "latency_images": 4, "timing_repeats": 1, "bootstrap_rounds": 20, "bootstrap": 20,
                 "stability_rounds": 4, "grid_size": 8, "zoom_size": 8, "ig_steps": 4, "steps": 4,
                 "memory_size": 256, "train_memory_sizes": 1, "max_patches": 2000,  # lists: their first items
-                "train_size": 20, "val_size": 20, "test_size": 20}  # None ("all") is capped too
+                "train_size": 20, "val_size": 20, "test_size": 20,  # None ("all") is capped too
+                "seeds": 2, "extra_seeds": 1, "codebook": 16}  # two seeds keep every statistic across seeds on its code path
 # Image counts whose None means "every image": capped like the others. The patch chapter's
 # paper BagNet (ResNet-50 depth, 224 px) takes 0.4 s per image here, so every image the dry
 # run sends through it costs; 2 per class and split prove the paths as well as 20 do.
 ALL_WHEN_NONE = {"train_size", "val_size", "test_size"}
 
 
-def dry_run_caps(params: dict) -> dict:
+SMALL_RESOLUTION = 64  # the largest image side of a small dry run
+RESOLUTION_KEYS = {"resolution", "peak_resolution", "memory_size"}  # image sides a small dry run caps
+
+
+def dry_run_caps(params: dict, small: bool = False) -> dict:
     """``params`` with ``DRY_RUN_CAPS`` applied, in option dicts too (tile2vec's ``steps``,
     the read-outs' ``max_patches``): the smaller number wins; a list keeps its first
-    ``cap`` items. Architectures, resolutions and batch sizes are never capped."""
+    ``cap`` items. Architectures and batch sizes are never capped; resolutions only in a
+    ``small`` dry run (at ``SMALL_RESOLUTION``: every image side, the cascade's stages', the
+    data chapter's, the memory tests')."""
     def cap(key, value):
+        if small and key == "resolutions":  # a dict of sides, not of options
+            return {k: min(v, SMALL_RESOLUTION) for k, v in value.items()}
         if isinstance(value, dict):
             return {k: cap(k, v) for k, v in value.items()}
         if key in ALL_WHEN_NONE and value is None:
             return DRY_RUN_CAPS[key]
+        if small and key in RESOLUTION_KEYS and isinstance(value, int):
+            return min(value, SMALL_RESOLUTION)
+        if small and key == "train_memory_sizes":
+            return sorted({min(v, SMALL_RESOLUTION) for v in value})[:1]
+        if small and key == "stages":
+            return [{**s, "resolution": min(s["resolution"], SMALL_RESOLUTION)} for s in value]
         if key not in DRY_RUN_CAPS or isinstance(value, bool):
             return value
         if isinstance(value, list):
@@ -141,15 +159,15 @@ def parameters(notebook: Path, profile: str | Path = DEFAULT_PROFILE, overrides:
     check_names(overrides or {}, cell, f"overrides for {Path(notebook).name}")
     params.update(overrides or {})
     params["profile"] = profile_name(profile)
-    return dry_run_caps(params) if dry_run() else params
+    return dry_run_caps(params, dry_run_small()) if dry_run() else params
 
 
-def code_digest() -> str:
-    """Hash of the package's source and the pinned requirements."""
-    h = hashlib.sha256()
-    for path in sorted((ROOT / "src").rglob("*.py")) + [ROOT / "requirements.txt"]:
-        h.update(path.relative_to(ROOT).as_posix().encode())
-        h.update(path.read_bytes())
+def code_digest(root: Path = PACKAGE) -> str:
+    """Hash of the meaning of the package's code (every module's syntax tree without
+    docstrings: a comment or docstring edit re-runs no chapter) and of the pinned
+    requirements."""
+    h = hashlib.sha256(package_digest(root).encode())
+    h.update((ROOT / "requirements.txt").read_bytes())
     return h.hexdigest()
 
 
@@ -187,40 +205,46 @@ class Target:
 
 
 def execute(notebook: Path, output: Path, params: dict, target: Target | None = None, force: bool = False,
-            log_output: bool = True, timeout: float | None = None) -> bool:
+            timeout: float | None = None, clock: console.Clock | None = None, position: str = "") -> bool:
     """Run ``notebook`` with ``params`` into ``output`` (ipynb); False when it was up to date.
 
-    The kernel's output streams to this terminal as it comes (per-epoch progress lines);
-    tqdm bars are off in the kernel (``TQDM_DISABLE``), so pages hold results.
+    Everything the kernel prints goes to ``<output>.log``; the terminal shows the progress
+    lines (``core.progress``) with the chapter's elapsed and remaining minutes. A failing
+    notebook is kept as ``<name>.failed.ipynb`` beside a one-line ``<name>.error.txt``.
     """
     target = target or Target(results_root(), results_root())
     output = Path(output)
+    study = study_name(notebook)
     stamp = output.with_suffix(".stamp")
-    failed, error_file = output.with_suffix(".failed.ipynb"), output.with_suffix(".error.txt")
-    digest = run_fingerprint(notebook, params, [target.results_out, target.results_from])
-    results_file = Path(target.results_out) / str(params["profile"]) / f"{study_name(notebook)}.json"
-    if not force and output.exists() and stamp.exists() and stamp.read_text() == _stamp(digest, results_file):
+    failed, error_file, log_file = (output.with_suffix(s) for s in (".failed.ipynb", ".error.txt", ".log"))
+    if not force and is_up_to_date(notebook, output, params, target):
         return False  # unchanged, and its results file is still the one this run wrote
+    digest = run_fingerprint(notebook, params, [target.results_out, target.results_from])
+    results_file = Path(target.results_out) / str(params["profile"]) / f"{study}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     for stale in (stamp, failed, error_file):
         stale.unlink(missing_ok=True)
     context = {"params": params, "results_out": str(target.results_out), "results_from": str(target.results_from),
                "cwd": os.getcwd()}
-    saved = {k: os.environ.get(k) for k in (RUN_CONTEXT, "TQDM_DISABLE")}
-    os.environ[RUN_CONTEXT] = json.dumps(context, default=str)
-    os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits both
+    kernel_env = {RUN_CONTEXT: json.dumps(context, default=str), "TQDM_DISABLE": "1"}
+    saved = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)  # the kernel inherits these
     source = output.with_suffix(".source.ipynb")
     nbformat.write(_as_ipynb(notebook), source)
     partial = output.with_suffix(".running.ipynb")
     try:
-        papermill.execute_notebook(str(source), str(partial), parameters=params, cwd=str(NOTEBOOKS),
-                                   kernel_name="python3", progress_bar=not log_output, log_output=log_output,
-                                   execution_timeout=timeout)
+        with console.chapter_output(study, log_file, clock or console.Clock({}), position):
+            papermill.execute_notebook(str(source), str(partial), parameters=params, cwd=str(NOTEBOOKS),
+                                       kernel_name="python3", progress_bar=False, log_output=True,
+                                       execution_timeout=timeout,
+                                       # the kernel's own log (a TCP notice per chapter) is not the reader's
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as exc:
         os.replace(partial, failed)
         line = f"{Path(notebook).name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
         atomic_write_bytes(error_file, (line + "\n").encode())
-        raise RunFailed(f"{line}\n  executed notebook kept, showing the failing cell: {failed}", failed) from None
+        raise RunFailed(f"{line}\n  executed notebook kept, showing the failing cell: {failed}\n  full log: {log_file}",
+                        failed) from None
     except BaseException:
         if partial.exists():
             os.replace(partial, failed)
@@ -234,10 +258,27 @@ def execute(notebook: Path, output: Path, params: dict, target: Target | None = 
     return True
 
 
+def is_up_to_date(notebook: Path, output: Path, params: dict, target: Target) -> bool:
+    """The executed notebook exists, its stamp holds this run's fingerprint, and the results
+    file it wrote is still there unchanged."""
+    stamp = Path(output).with_suffix(".stamp")
+    if not (Path(output).exists() and stamp.exists()):
+        return False
+    digest = run_fingerprint(notebook, params, [target.results_out, target.results_from])
+    results_file = Path(target.results_out) / str(params["profile"]) / f"{study_name(notebook)}.json"
+    return stamp.read_text() == _stamp(digest, results_file)
+
+
 def _stamp(digest: str, results_file: Path) -> str:
     """The run's fingerprint and the hash of the results file it wrote: a chapter whose
     results were deleted, restored from git or overwritten by another run is run again."""
     return f"{digest}\n{file_sha256(results_file) if results_file.exists() else 'no results'}"
+
+
+def check_parameters(study: str, params: dict) -> None:
+    """The chapter's parameters against its declared ranges (``PARAMETERS`` of its study
+    module, ``core.params``): one error naming every bad value and its allowed range."""
+    check(study, params, getattr(registry.get(study).load(), "PARAMETERS", {}))
 
 
 def run_all(profile: str | Path, out_dir: Path, overrides: dict | None = None, only: list[str] | None = None,
@@ -245,7 +286,10 @@ def run_all(profile: str | Path, out_dir: Path, overrides: dict | None = None, o
     """Execute every chapter (or those in ``only``) for ``profile``, upstream chapters first.
 
     ``overrides`` apply to every chapter that has the parameter (an override no selected
-    chapter knows is an error)."""
+    chapter knows is an error). Before anything runs, the plan is printed: every chapter,
+    whether it is up to date, and its expected minutes here (``estimate.expected``)."""
+    console.quiet()
+    target = target or Target(results_root(), results_root())
     studies = registry.ordered(only)  # an unknown name is an error listing the known ones
     overrides = overrides or {}
     known = {s.name: notebook_parameters(s.path) for s in studies}
@@ -253,43 +297,44 @@ def run_all(profile: str | Path, out_dir: Path, overrides: dict | None = None, o
     if stray:
         raise ValueError(f"unknown parameter(s) {stray} for {[s.name for s in studies]}; known: "
                          f"{ {s: sorted(k) for s, k in known.items()} }")
+    params = {s.name: parameters(s.path, profile, {k: v for k, v in overrides.items() if k in known[s.name]})
+              for s in studies}
+    from simplecnn.pipeline.proof import check_shapes  # proof reads parameters through this module
+    for s in studies:  # every bad value of every chapter, before any work starts
+        check_parameters(s.name, params[s.name])
+    for s in studies:  # and every model at the sizes the chapter will give it, on meta tensors
+        if force or not is_up_to_date(s.path, Path(out_dir) / f"{s.path.stem}.ipynb", params[s.name], target):
+            ups = {u: params[u] if u in params else parameters(registry.get(u).path, profile) for u in s.upstream}
+            check_shapes(s.name, s.load().plan(params[s.name], ups))
+    outputs = {s.name: Path(out_dir) / f"{s.path.stem}.ipynb" for s in studies}
+    folders = [target.results_out, target.results_from]
+    rows, expected, seen = [], {}, set()
+    for s in studies:
+        if not force and is_up_to_date(s.path, outputs[s.name], params[s.name], target):
+            rows.append((s.name, s.notebook, 0.0, "up to date"))
+            continue
+        upstream = {u: params[u] if u in params else parameters(registry.get(u).path, profile) for u in s.upstream}
+        expected[s.name], source = estimate.expected(s.name, params[s.name], folders, upstream, Cache(), seen,
+                                                         measure=not dry_run())
+        rows.append((s.name, s.notebook, expected[s.name], source))
+    for line in console.plan_lines(profile_name(profile), rows):
+        console.out(line)
+    clock = console.Clock(expected)
     done = []
     for i, study in enumerate(studies, 1):
-        own = {k: v for k, v in overrides.items() if k in known[study.name]}
-        params = parameters(study.path, profile, own)
-        out = Path(out_dir) / f"{study.path.stem}.ipynb"
-        print(f"[{i}/{len(studies)}] {study.notebook} ({params['profile']}) ...", flush=True)
-        ran = execute(study.path, out, params, target, force=force)
-        print(f"[{i}/{len(studies)}] {'executed' if ran else 'up to date'}: {study.notebook} -> {out}", flush=True)
-        done.append(out)
+        position = f"[{i}/{len(studies)}]"
+        if study.name in expected:
+            console.out(f"{position} {study.notebook}: expected {progress.minutes(expected[study.name])}; "
+                        f"log: {outputs[study.name].with_suffix('.log')}")
+        started = time.perf_counter()
+        ran = execute(study.path, outputs[study.name], params[study.name], target, force=force, clock=clock,
+                      position=position)
+        if ran:
+            clock.done[study.name] = time.perf_counter() - started
+            console.out(f"{position} {study.notebook}: done in {progress.minutes(clock.done[study.name])} "
+                        f"(run so far {progress.minutes(time.perf_counter() - clock.started)}, "
+                        f"~{progress.minutes(clock.remaining())} left) -> {outputs[study.name]}")
+        else:
+            console.out(f"{position} {study.notebook}: up to date")
+        done.append(outputs[study.name])
     return done
-
-
-def show_kernel_output() -> None:
-    """Let papermill's log of the kernel's output (per-epoch lines) reach the terminal."""
-    logger = logging.getLogger("papermill")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("    %(message)s"))
-        handler.addFilter(lambda record: "Ending Cell" not in record.getMessage())
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
-DRY_RUN_LIMIT_BYTES = 80e9  # one accelerator's memory (an 80 GB H100/A100)
-
-
-def dry_run_report(results_out: Path, profile: str, studies: list[str]) -> list[tuple[str, float]]:
-    """Each chapter's estimated training peak (bytes) from its dry run's results; a chapter
-    over ``DRY_RUN_LIMIT_BYTES`` is an error naming it."""
-    rows = []
-    for study in studies:
-        doc = json.loads((Path(results_out) / profile / f"{study}.json").read_text())
-        rows.append((study, float(doc["provenance"].get("dry_run", {}).get("peak_estimate_bytes", 0))))
-    for study, peak in rows:
-        print(f"dry run {profile}: {study:16s} training peak estimate {peak / 2**30:8.2f} GiB", flush=True)
-    over = [s for s, peak in rows if peak > DRY_RUN_LIMIT_BYTES]
-    if over:
-        raise ValueError(f"dry run {profile}: {over} would need more than {DRY_RUN_LIMIT_BYTES / 1e9:.0f} GB of "
-                         f"accelerator memory; lower their batch sizes in profiles/{profile}/")
-    return rows

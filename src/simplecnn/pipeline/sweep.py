@@ -89,7 +89,7 @@ def run_one(job: dict) -> dict:
     else:
         error = next((folder / n for n in os.listdir(folder) if n.endswith(".error.txt")), None)
         if proc.returncode == 0:
-            status["status"] = "skipped (up to date)" if "up to date:" in log else "done"
+            status["status"] = "skipped (up to date)" if ": up to date" in log and "done in" not in log else "done"
         else:
             message = error.read_text().strip() if error else (log.strip().splitlines() or ["?"])[-1]
             status.update(status="failed", error=message)

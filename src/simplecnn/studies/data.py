@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from simplecnn.core import params as P
 from simplecnn.core.archives import ARCHIVES, Archive
 from simplecnn.core.data import DataSplits
 from simplecnn.core.results import Headline
@@ -21,6 +22,12 @@ SOURCE_FACTS = {
     "imagenette_release_px": 320,  # torchvision's downloader fetches this release
     "imagenette_copy_px": 224,  # the copy shipped in ../shared/data
 }
+
+
+PARAMETERS = {**P.COMMON, "datasets": P.Rule(lambda v: isinstance(v, list) and len(v) >= 1 and all(P.dataset().ok(d) for d in v),
+                                                 "a list of data sets, each 'cifar10', 'imagenette' or an existing folder"),
+              "max_per_class": P.whole(1, optional=True), "per_class": P.whole(1)}
+"""Every parameter's allowed values, checked before the chapter decodes anything (``core.params``)."""
 
 
 def archive_table(archives: dict[str, Archive] = ARCHIVES) -> pd.DataFrame:
@@ -45,5 +52,10 @@ def results_dict(splits: dict[str, DataSplits]) -> dict[str, dict[str, int]]:
 def headline(results: dict) -> list[Headline]:
     """Images per split for each data set (no uncertainty: these are counts)."""
     return [Headline(f"{name} images (train / val / test)", f"{s['train']:,} / {s['val']:,} / {s['test']:,}",
-                     interval="exact count", setting=f"{name}, stratified seeded splits")
+                     interval="exact count", setting=f"{name}, stratified seeded splits", rule="exact")
             for name, s in results.items()]
+
+
+def plan(params: dict, upstream: dict | None = None) -> list:
+    """This chapter trains and runs no model."""
+    return []

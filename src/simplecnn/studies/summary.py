@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from simplecnn.core import params as P
 from simplecnn.core.results import Headline, read_results
 
 # study name (its results file) -> the module holding its ``headline()``; the pipeline's
@@ -62,8 +63,10 @@ def study_headlines(study: str, results: dict, profile: str = "") -> list[Headli
 
 
 def headlines(profile: str, studies: Sequence[str] | None = None, required: bool = True) -> dict[str, list[Headline]]:
-    """Study -> its headlines for ``profile``. ``required``: a missing results file is an error
-    naming the fix (``read_results``); otherwise that study is left out."""
+    """Study -> its headlines for ``profile``: those the run stored with its results (as the
+    study's ``headline()`` stated them then), else the current ``headline()`` of its results.
+    ``required``: a missing results file is an error naming the fix (``read_results``);
+    otherwise that study is left out."""
     out = {}
     for study in studies or STUDIES:
         try:
@@ -72,7 +75,8 @@ def headlines(profile: str, studies: Sequence[str] | None = None, required: bool
             if required:
                 raise
             continue
-        out[study] = study_headlines(study, doc["results"], profile)
+        out[study] = ([Headline(**h) for h in doc["headlines"]] if "headlines" in doc
+                      else study_headlines(study, doc["results"], profile))
     return out
 
 
@@ -126,11 +130,35 @@ def beside_list(profile: str, beside_profiles: Sequence[str] | str) -> list[str]
     return [p for p in dict.fromkeys(p.strip() for p in beside_profiles) if p and p != profile]
 
 
+def study_table(study: str, rows: list[Headline], others: dict[str, list[Headline]] | None = None
+                ) -> tuple[pd.DataFrame, list[str]]:
+    """One study's headlines as a table a laptop screen holds: quantity, our value with its
+    interval, what the interval covers, the value of each other profile where it ran, the
+    source's figure, and ``ours ÷ source`` only where the two measure the same thing
+    (``Headline.comparable``). Settings go to the returned notes (numbered, the table's
+    ``note`` column points at them)."""
+    notes: list[str] = []
+    records = []
+    for h in rows:
+        text = h.setting + (f"; source: {h.source_setting}" if h.source_setting else "")
+        if text and text not in notes:
+            notes.append(text)
+        ratio = (format_number(h.value / h.source) if h.comparable and is_number(h.value) and is_number(h.source)
+                 and h.source != 0 else "")
+        row = {"quantity": h.quantity, "value": format_value(h), "interval covers": h.interval or MISSING}
+        for p, found in (others or {}).items():
+            row[p] = _beside_cell({x.quantity: x for x in found}.get(h.quantity), h)
+        row |= {"source": format_number(h.source) if h.source is not None else MISSING,
+                "goal": format_number(h.goal) if h.goal is not None else "", "ours ÷ source": ratio,
+                "note": notes.index(text) + 1 if text else ""}
+        records.append(row)
+    return pd.DataFrame(records).set_index("quantity"), [f"[{k}] {n}" for k, n in enumerate(notes, 1)]
+
+
 def headline_table(profile: str, beside_profiles: Sequence[str] | str = ()) -> pd.DataFrame:
-    """One row per headline of every study: study, quantity, setting (metric, data, split,
-    resolution), this profile's value with its interval, one column per ``beside_profiles``
-    entry whose results exist (a value run in another setting says so), the source's figure
-    and its own setting. Every cell is text, formatted for reading."""
+    """Every headline of every study in one long table (for the results file): study,
+    quantity, setting, value, interval, each other profile's value, source and its setting,
+    and whether the two are comparable."""
     main = headlines(profile)
     others = {p: headlines(p, required=False) for p in beside_list(profile, beside_profiles)}
     others = {p: found for p, found in others.items() if found}  # a profile never run gets no column
@@ -138,32 +166,32 @@ def headline_table(profile: str, beside_profiles: Sequence[str] | str = ()) -> p
     for study, ours in main.items():
         by_q = {h.quantity: h for h in ours}
         extra = [h for found in others.values() for h in found.get(study, []) if h.quantity not in by_q]
-        quantities = list(by_q) + list(dict.fromkeys(h.quantity for h in extra))
-        for q in quantities:
+        for q in list(by_q) + list(dict.fromkeys(h.quantity for h in extra)):
             h = by_q.get(q)
             ref = h or next(x for x in extra if x.quantity == q)
             row = {"study": study, "quantity": q, "setting": ref.setting, profile: format_value(h) if h else MISSING,
                    "interval": h.interval if h else ""}
             for p, found in others.items():
                 row[p] = _beside_cell({x.quantity: x for x in found.get(study, [])}.get(q), h)
-            row["source"] = format_number(ref.source)
-            row["source setting"] = ref.source_setting  # also where the source has no figure, saying why
+            row |= {"source": format_number(ref.source), "source setting": ref.source_setting,
+                    "comparable": bool(ref.comparable), "goal": ref.goal}
             rows.append(row)
     return pd.DataFrame(rows, columns=["study", "quantity", "setting", profile, "interval", *others, "source",
-                                       "source setting"])
+                                       "source setting", "comparable", "goal"])
 
 
 def comparison_frame(profile: str, beside_profiles: Sequence[str] | str = ()) -> pd.DataFrame:
     """Numeric rows for the figure: every headline (of ``profile`` and, where run,
-    ``beside_profiles``) whose value and source figure are both numbers, the source non-zero,
-    with ``ratio`` = ours / source and its interval likewise (NaN where there is none)."""
+    ``beside_profiles``) that measures what its source figure measures (``comparable``: metric,
+    data set, split and reference model alike), with ``ratio`` = ours / source and its
+    interval likewise (NaN where there is none). Unlike pairs never get a ratio."""
     found = {profile: headlines(profile)}
     found.update({p: headlines(p, required=False) for p in beside_list(profile, beside_profiles)})
     rows = []
     for p, studies in found.items():
         for study, hs in studies.items():
             for h in hs:
-                if not (is_number(h.value) and is_number(h.source) and h.source != 0):
+                if not (h.comparable and is_number(h.value) and is_number(h.source) and h.source != 0):
                     continue
                 has_ci = is_number(h.low) and is_number(h.high)
                 rows.append({"study": study, "quantity": h.quantity, "setting": h.setting, "profile": p,
@@ -184,7 +212,8 @@ def comparison_figure(frame: pd.DataFrame, width: int = 46) -> plt.Figure:
     labels = list(dict.fromkeys(zip(frame["study"], frame["quantity"])))
     fig, ax = plt.subplots(figsize=(11, 0.55 * max(2, len(labels)) + 1.2))
     if frame.empty:
-        ax.text(0.5, 0.5, "no headline has a numeric source figure", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no headline measures what a source figure measures", ha="center", va="center",
+                transform=ax.transAxes)
         ax.set_axis_off()
         return fig
     ypos = {key: i for i, key in enumerate(labels)}
@@ -219,3 +248,25 @@ def comparison_figure(frame: pd.DataFrame, width: int = 46) -> plt.Figure:
     ax.legend(title="profile", loc="best", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def headline(results: dict) -> list[Headline]:
+    """The closing chapter's own finding: how many headlines measure what a source figure
+    measures (an exact count: it follows from the code), and how many of those with an
+    interval hold the source's figure inside it (reported: a count of agreements, not a test)."""
+    compared = results.get("compared", [])
+    with_interval = [r for r in compared if is_number(r.get("low")) and is_number(r.get("high"))]
+    inside = sum(r["low"] <= r["source"] <= r["high"] for r in with_interval)
+    return [Headline("headlines compared like with like with a source", len(compared), interval="exact count",
+                     setting="same metric, data set, split and reference model", rule="exact"),
+            Headline("source figure inside our interval", inside, interval=f"count, of {len(with_interval)} "
+                     "compared headlines with an interval", setting="like-with-like comparisons")]
+
+
+def plan(params: dict, upstream: dict | None = None) -> list:
+    """This chapter trains and runs no model."""
+    return []
+
+
+PARAMETERS = {"device": P.device()}
+"""Every parameter's allowed values (``core.params``)."""

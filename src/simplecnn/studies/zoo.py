@@ -15,12 +15,13 @@ import pandas as pd
 import torch
 import torchvision
 from torch import nn
-from tqdm.auto import tqdm
 
+from simplecnn.core import params as P
 from simplecnn.core.cache import Cache
 from simplecnn.core.complexity import macs
 from simplecnn.core.memory import ISOLATED_ENV, activation_bytes, layer_outputs, measure_train_step_peak
 from simplecnn.core.models import count_params
+from simplecnn.core.plan import Loop
 from simplecnn.core.receptive import receptive_field
 from simplecnn.core.results import Headline
 from simplecnn.core.device import device_description
@@ -41,6 +42,19 @@ LECTURE = {
 # and the original network's conv channels (torchvision's is the "one weird trick" variant).
 LECTURE_ALEXNET_NEURONS = [253_440, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]
 ORIGINAL_ALEXNET_CHANNELS = [96, 256, 384, 384, 256]
+
+
+BUILDER = "simplecnn.studies.zoo:build_zoo_model"
+
+
+PROSE = ["alexnet", "vgg16", "googlenet", "resnet50"]
+"""The models the chapter's prose compares with the lecture: every run must include them."""
+
+PARAMETERS = {"device": P.device(), "resolution": P.whole(32), "peak_batch": P.whole(1),
+              "models": P.Rule(lambda v: P.some_of(ZOO).ok(v) and set(PROSE) <= set(v),
+                               f"a list of {list(ZOO)} holding {list(PROSE)} (the models the prose discusses)"),
+              "peak_resolution": P.whole(32)}
+"""Every parameter's allowed values, checked before the chapter builds anything (``core.params``)."""
 
 
 def family(name: str) -> str:
@@ -79,13 +93,15 @@ def zoo_table(models: list[str], resolution: int = 224, peak_batch: int | None =
     Peaks are cached, keyed by model, batch, resolution and device."""
     cache = cache or Cache()
     rows = []
-    for name in tqdm(models, desc="zoo", unit="model"):
+    for name in models:
         row = model_stats(name, resolution)
         if peak_batch:
             spec = {"model": name, "batch": peak_batch, "resolution": peak_resolution,
                     "device": device_description(), "torch": torch.__version__, "allocator": ISOLATED_ENV}
             row["train_step_peak_bytes"] = cache.get_or_compute(
-                "zoo_peak", spec, lambda: measure_train_step_peak("simplecnn.studies.zoo:build_zoo_model", name, peak_batch, peak_resolution))
+                "zoo_peak", spec, lambda: measure_train_step_peak("simplecnn.studies.zoo:build_zoo_model", name,
+                                                                  peak_batch, peak_resolution),
+                code=("core.memory", "studies.zoo"))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     table["family"] = [family(n) for n in table.index]
@@ -128,6 +144,11 @@ BOTTLENECK_RESNETS = ("resnet50", "resnet101", "resnet152")
 LECTURE_SETTING = {"params_m": "the lecture's Table 2 (VGG A/B/D/E) and GoogLeNet slide, original networks",
                    "gmacs": "the lecture's ResNet row, labelled FLOPs but counting multiply-adds of the original "
                             "(stride-in-1×1) ResNet, 224 px"}
+
+
+COMPARABLE = ("vgg11", "vgg13", "vgg16", "vgg19")
+"""Models whose parameter count is the lecture's own network's (torchvision's GoogLeNet adds
+batch norm to the original, so its count is shown beside the lecture's, not divided by it)."""
 
 
 def lecture_comparison(table: pd.DataFrame, resolution: int = 224) -> pd.DataFrame:
@@ -174,7 +195,8 @@ def headline(results: dict) -> list[Headline]:
         if "params_m" in lecture:
             rows.append(Headline(f"{name} parameters (M)", r["params"] / 1e6, interval="exact count",
                                  setting=f"torchvision {name}, 1000 classes, auxiliary heads excluded",
-                                 source=lecture["params_m"], source_setting=LECTURE_SETTING["params_m"]))
+                                 source=lecture["params_m"], source_setting=LECTURE_SETTING["params_m"],
+                                 comparable=name in COMPARABLE, rule="exact"))
         if "gmacs" in lecture:
             if "original_macs" in r:
                 setting = (f"ptflops MACs, {px} px, original stride-in-1×1 layout "
@@ -183,5 +205,17 @@ def headline(results: dict) -> list[Headline]:
             else:
                 setting, value = f"ptflops MACs, {px} px, torchvision layout", r["macs"] / 1e9
             rows.append(Headline(f"{name} GMACs", value, interval="exact count", setting=setting,
-                                 source=lecture["gmacs"], source_setting=LECTURE_SETTING["gmacs"]))
+                                 source=lecture["gmacs"], source_setting=LECTURE_SETTING["gmacs"],
+                                 comparable="original_macs" in r or name not in BOTTLENECK_RESNETS, rule="exact"))
     return rows
+
+
+def plan(params: dict, upstream: dict | None = None) -> list[Loop]:
+    """The reference models at their measured training step (``peak_batch`` images at
+    ``peak_resolution``) and at batch 1 for their counts (MACs, activations, receptive fields)."""
+    loops = [Loop(f"{m}, counted", m, {}, params["resolution"], 1, classes=1000, builder=BUILDER)
+             for m in params["models"]]
+    if params["peak_batch"]:
+        loops += [Loop(f"{m}, measured training step", m, {}, params["peak_resolution"], params["peak_batch"],
+                       classes=1000, builder=BUILDER) for m in params["models"]]
+    return loops

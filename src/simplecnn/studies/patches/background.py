@@ -24,18 +24,19 @@ BagNet with its mean logits over those windows only (``object_bagnet``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 
 from simplecnn.core.metrics import (accuracy, bootstrap_accuracy, confidence_interval, macro_auc, paired_p_value,
                                     weighted_macro_auc)
 from simplecnn.studies.patches import window_means
-from simplecnn.studies.patches.compare import linearised_auc_bootstrap
-from simplecnn.studies.patches.grid import Grid
+from simplecnn.studies.patches.compare import linearised_auc_bootstrap, log_probs
+from simplecnn.studies.patches.grid import Grid, background_mask, centre_scores
 
 __all__ = ["DETECTORS", "centre_scores", "saliency_maps", "saliency_scores", "background_mask",
            "weighted_image_scores", "region_auc", "aggregation_change", "background_rows", "detector_summary",
@@ -46,12 +47,6 @@ DETECTORS = ("gradcam", "saliency", "centre")  # model-based, then the two model
 
 
 # --- detectors: a score per window, higher = more likely object ----------------------------
-
-def centre_scores(n_images: int, grid: Grid) -> torch.Tensor:
-    """N × side × side: minus the distance (px) of each window's centre from the image centre."""
-    centre = (grid.size - 1) / 2
-    d = (grid.centres() - centre).pow(2).sum(-1).sqrt()
-    return (-d).expand(n_images, -1, -1).clone()
 
 
 def saliency_maps(images: torch.Tensor) -> torch.Tensor:
@@ -77,24 +72,6 @@ def saliency_scores(images: torch.Tensor, grid: Grid) -> torch.Tensor:
     return window_means(saliency_maps(images), grid)
 
 
-def background_mask(scores: torch.Tensor, share: float, seed: int = 0) -> torch.Tensor:
-    """N × side × side bool, True on background: in each image the round(share · P) windows
-    with the lowest scores (at least one window of each kind). Ties (a ring of windows
-    equally far from the centre, a ReLU'd map's zeros) are broken in a seeded random order,
-    so the count is exact and no side of the grid is favoured."""
-    if not 0 < share < 1:
-        raise ValueError(f"the background share must be strictly between 0 and 1, got {share}")
-    flat = scores.flatten(1).double()
-    p = flat.shape[1]
-    if p < 2:
-        raise ValueError("a grid of one window has no background/object split; use a smaller q or stride")
-    k = min(p - 1, max(1, int(round(share * p))))
-    shuffle = torch.rand(flat.shape, generator=torch.Generator().manual_seed(seed)).argsort(1)
-    ranked = torch.sort(flat.gather(1, shuffle), dim=1, stable=True).indices[:, :k]
-    mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, shuffle.gather(1, ranked), True)
-    return mask.reshape(scores.shape)
-
-
 # --- scores -------------------------------------------------------------------------------
 
 def weighted_image_scores(probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -105,7 +82,7 @@ def weighted_image_scores(probs: torch.Tensor, weights: torch.Tensor) -> torch.T
     w = weights.reshape(n, -1, 1).double()
     if (w < 0).any() or (w.sum(1) <= 0).any():
         raise ValueError("window weights must be non-negative with a positive sum in every image")
-    logp = probs.reshape(n, -1, c).double().clamp_min(torch.finfo(torch.float32).tiny).log()
+    logp = log_probs(probs.reshape(n, -1, c))
     return torch.softmax((w * logp).sum(1) / w.sum(1), -1)
 
 
@@ -295,3 +272,83 @@ def study_rows(probs: dict[tuple[str, int], torch.Tensor], labels: torch.Tensor,
         raise ValueError("no (family, q) windows share a q with the detector scores; score the chapter's grids")
     summaries = {d: detector_summary([r for r in rows if r["detector"] == d], b) for d, b in boots.items()}
     return rows, summaries
+
+
+def detector_scores(detectors: Sequence[str], grids: dict, images: torch.Tensor,
+                    gradcam_scores: Callable[[Grid], torch.Tensor] | None = None) -> dict[tuple[str, int], torch.Tensor]:
+    """(detector, q) -> N × side × side window scores of ``images`` on each grid: the full
+    CNN's predicted-class Grad-CAM mass (``gradcam_scores(grid)``, which the chapter takes from
+    the Grad-CAM study), spectral-residual saliency mass, or closeness to the centre."""
+    unknown = sorted(set(detectors) - set(DETECTORS))
+    if unknown:
+        raise ValueError(f"unknown background detectors {unknown}; known: {list(DETECTORS)}")
+    if "gradcam" in detectors and gradcam_scores is None:
+        raise ValueError("the gradcam detector needs gradcam_scores (the CNN's Grad-CAM window means per grid)")
+    saliency = saliency_maps(images) if "saliency" in detectors else None
+    out = {}
+    for q, grid in grids.items():
+        for d in detectors:
+            if d == "gradcam":
+                out[d, q] = gradcam_scores(grid)
+            elif d == "saliency":
+                out[d, q] = window_means(saliency, grid)
+            else:
+                out[d, q] = centre_scores(len(images), grid)
+    return out
+
+
+def findings_text(summaries: dict[str, dict]) -> str:
+    """Per detector, the mean patch-AUC gap and image-accuracy change with their intervals
+    (over test images: these trained models), for the chapter's prose."""
+    return "; ".join(
+        f"{d}: patch AUC object − background {s['auc_gap']:+.3f} [{s['auc_gap_low']:+.3f}, {s['auc_gap_high']:+.3f}], "
+        f"image accuracy {100 * s['image_acc_change']:+.1f} [{100 * s['image_acc_change_low']:+.1f}, "
+        f"{100 * s['image_acc_change_high']:+.1f}] points when background is ignored "
+        f"({s['image_acc_change_rows_up']} rows up, {s['image_acc_change_rows_down']} down beyond their intervals), "
+        f"image AUC {s['image_auc_change']:+.3f} [{s['image_auc_change_low']:+.3f}, {s['image_auc_change_high']:+.3f}]"
+        for d, s in summaries.items())
+
+
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
+    """The background table: patch AUC on object and background windows, their gap, and the
+    image decision over all windows and over object windows only, with intervals."""
+    from simplecnn.core.present import interval_column
+    t = pd.DataFrame(rows)
+    return pd.DataFrame({
+        "patch AUC, object": interval_column(t, "patch_auc_object"),
+        "patch AUC, background": interval_column(t, "patch_auc_background"),
+        "object − background": interval_column(t, "auc_gap"),
+        "image acc, all (%)": interval_column(t, "image_acc_all", 100, "{:.1f}"),
+        "image acc, object only (%)": interval_column(t, "image_acc_object", 100, "{:.1f}"),
+        "change (points)": interval_column(t, "image_acc_change", 100, "{:+.1f}"),
+        "image AUC change": interval_column(t, "image_auc_change", 1, "{:+.3f}")}).set_axis(
+        pd.MultiIndex.from_frame(t[["detector", "method", "q"]]), axis=0)
+
+
+def refit_frame(rows: list[dict]) -> pd.DataFrame:
+    """The refit table: image accuracy of each (fitted on, voted over) case and the changes."""
+    from simplecnn.core.present import interval_column
+    if not rows:
+        return pd.DataFrame({"method": ["(not run)"]}).set_index("method")
+    t = pd.DataFrame(rows).set_index("method")
+    cols = [*((f"fit {f}, vote {a} (%)", f"image_acc_fit_{f}_agg_{a}", "{:.1f}") for f, a in REFIT_CASES),
+            ("refit (points)", "image_acc_refit", "{:+.1f}"), ("total (points)", "image_acc_total", "{:+.1f}")]
+    return pd.DataFrame({name: interval_column(t, key, 100, fmt) for name, key, fmt in cols})
+
+
+def analysis(probs: dict[tuple[str, int], torch.Tensor], labels: torch.Tensor, grids: dict, images: torch.Tensor,
+             detectors: Sequence[str], share: float, counts: np.ndarray,
+             gradcam_scores: Callable[[Grid], torch.Tensor] | None = None, cam_stage: int = 1) -> dict:
+    """The chapter's background section on the test images: every detector's window scores,
+    every (detector, family, q) row, each detector's summary and printed check, the
+    detectors for which the proposal's hypothesis holds, and the seconds it took."""
+    import time
+    started = time.perf_counter()
+    scores = detector_scores(detectors, grids, images, gradcam_scores)
+    rows, summaries = study_rows(probs, labels, scores, share, counts)
+    return {"share": share, "detectors": list(summaries), "split": "test", "cam_stage": cam_stage,
+            "done": "aggregation: background windows of the test images weighted 0 in the mean log-probability; "
+                    "refit: the linear read-outs refitted on the centre detector's object windows (see refit)",
+            "seconds": time.perf_counter() - started, "rows": rows, "summaries": summaries,
+            "checks": [check_line(d, s) for d, s in summaries.items()],
+            "hypothesis_holds": [d for d, s in summaries.items() if s["hypothesis_holds"]]}

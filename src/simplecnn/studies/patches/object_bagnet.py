@@ -6,53 +6,43 @@ the mean over a fixed set of window positions, the centre detector's object wind
 same positions in every image, as for the refitted linear read-outs), in training and in
 its own image decision. Background windows then get no gradient from the image label.
 
-Registered with the core as ``bagnet_object``. The core caches trained weights under the
-model's name and arguments and hashes only the core's code; the arguments therefore carry
-``source``, a digest of this module, so that an edited module retrains instead of loading
-weights trained by other code.
+Registered with the core as ``bagnet_object``: this module's code is part of the key of the
+weights trained with it (``core.train.weights_code``), so an edited module retrains instead of
+loading weights trained by other code.
 """
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from simplecnn.core.cache import code_digest
 from simplecnn.core.models import BagNet, register
 
-__all__ = ["ObjectBagNet", "current_source", "window_model", "MAP_STRIDE"]
+__all__ = ["ObjectBagNet", "window_model", "MAP_STRIDE"]
 
 MAP_STRIDE = 8  # stride (px) of a BagNet's logit map with the default strides (2, 2, 2, 1)
-
-
-@functools.cache
-def current_source() -> str:
-    """Digest of this module (and the core's compute modules): part of the model's arguments."""
-    return code_digest((__name__,))[:16]
 
 
 class ObjectBagNet(BagNet):
     """BagNet-q whose image logits are the mean window logits over ``keep`` (side × side
     bool over its logit map, True on object windows)."""
 
-    def __init__(self, num_classes: int, keep: list[list[bool]], source: str, **kwargs):
-        if source != current_source():
-            raise ValueError(f"bagnet_object was built with source {source!r}, but this code is "
-                             f"{current_source()!r}: pass source=object_bagnet.current_source()")
+    def __init__(self, num_classes: int, keep: list[list[bool]], **kwargs):
         super().__init__(num_classes, **kwargs)
         mask = torch.as_tensor(keep, dtype=torch.bool)
         if mask.dim() != 2 or not mask.any():
             raise ValueError(f"keep must be a side × side mask with at least one object window, got shape "
                              f"{tuple(mask.shape)} with {int(mask.sum())} kept")
         self.register_buffer("keep", mask, persistent=False)  # rebuilt from the arguments, not stored
+        # the mean over kept windows as a product with fixed weights: the same number as boolean
+        # indexing, without a data-dependent shape (the fake pass runs it on the meta device)
+        self.register_buffer("weights", mask.flatten().float() / mask.sum(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.patch_logits(x)
         if maps.shape[-2:] != self.keep.shape:
             raise ValueError(f"the logit map is {tuple(maps.shape[-2:])} but the object mask is "
                              f"{tuple(self.keep.shape)}: train and score at the mask's image size")
-        return maps.flatten(2)[:, :, self.keep.flatten()].mean(2)
+        return maps.flatten(2) @ self.weights.to(maps.dtype)
 
 
 def window_model(model: ObjectBagNet) -> torch.nn.Module:
@@ -63,6 +53,6 @@ def window_model(model: ObjectBagNet) -> torch.nn.Module:
 
 @register("bagnet_object")
 def bagnet_object(num_classes: int, **kwargs) -> ObjectBagNet:
-    """BagNet-q pooled over object windows (``keep``, ``source``, and BagNet's arguments)."""
+    """BagNet-q pooled over object windows (``keep`` and BagNet's arguments)."""
     kwargs = {k: tuple(v) if isinstance(v, list) and k != "keep" else v for k, v in kwargs.items()}
     return ObjectBagNet(num_classes, **kwargs)

@@ -55,4 +55,7 @@ def fit_codebook(descriptors: np.ndarray, size: int, seed: int, max_samples: int
     flat = descriptors.reshape(-1, descriptors.shape[-1])
     rng = np.random.default_rng(seed)
     sample = flat[rng.choice(len(flat), min(max_samples, len(flat)), replace=False)]
+    if len(sample) < size:
+        raise ValueError(f"a codebook of {size} words needs at least {size} SIFT descriptors, got {len(sample)} "
+                         f"(few training images, or max_patches {max_samples}); lower sift's codebook or use more images")
     return MiniBatchKMeans(size, random_state=seed, n_init=3, batch_size=4096).fit(sample)

@@ -35,6 +35,12 @@ class Encoder(nn.Module):
         return self.body(x - 0.5)
 
 
+def build_encoder(name: str = "tile2vec", num_classes: int = 0, channels: int = 32, dim: int = 64) -> Encoder:
+    """The encoder as a chapter's plan rebuilds it (``core.plan.Loop``'s builder signature;
+    it has no classes: the embedding is read by a linear classifier)."""
+    return Encoder(channels, dim)
+
+
 @dataclass(frozen=True)
 class Tile2VecConfig:
     channels: int = 32

@@ -25,6 +25,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -165,3 +166,33 @@ def _main(job: str) -> None:
 
 if __name__ == "__main__":
     _main(sys.argv[1])
+
+
+def memory_study(bag, image: torch.Tensor, label: torch.Tensor, kwargs: dict, num_classes: int, sizes: list[int],
+                 tile: int, resolution: int, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """The chapter's training-memory test: the tiled gradient's gap to the whole image's on
+    one test image (at a size with several tiles), then one training step whole and in tiles
+    at each of ``sizes``, each in a fresh process. Returns the per-run table and the results
+    section."""
+    check = bag[1].eval()
+    grad_px = max(kwargs["q"] + 4 * tile * check.stride, resolution)
+    x = torch.nn.functional.interpolate(image.float() / 255, size=grad_px, mode="bilinear", align_corners=False)
+    gap = gradient_gap(check, bag[0](x), label, tile)
+    rows = []
+    for size in sizes:
+        for mode, t in (("whole image", None), (f"tiles of {tile ** 2} windows", tile)):
+            r = isolated_train_peak(kwargs, num_classes, size, t, seed)
+            rows.append({"image_px": size, "mode": mode, "peak_mib": r["peak_bytes"] / 2 ** 20,
+                         "seconds": r["seconds"], "windows_per_s": r["windows"] / r["seconds"],
+                         "peak_bytes": r["peak_bytes"], "windows": r["windows"]})
+    table = pd.DataFrame(rows)
+    whole = table["mode"] == "whole image"
+    section = {"q": kwargs["q"], "tile_windows": tile ** 2, "gradient_gap": gap, "gradient_px": grad_px,
+               "device": "cuda" if torch.cuda.is_available() else "cpu",
+               "rows": [{"image_px": size, "windows": int(g.windows.iloc[0]),
+                         "whole_peak_bytes": int(g[whole[g.index]].peak_bytes.iloc[0]),
+                         "tiled_peak_bytes": int(g[~whole[g.index]].peak_bytes.iloc[0]),
+                         "whole_windows_per_s": float(g[whole[g.index]].windows_per_s.iloc[0]),
+                         "tiled_windows_per_s": float(g[~whole[g.index]].windows_per_s.iloc[0])}
+                        for size, g in table.groupby("image_px")]}
+    return table, section

@@ -70,3 +70,19 @@ def _main(src: str, dst: str) -> None:
 if __name__ == "__main__":
     with torch.no_grad():
         _main(*sys.argv[1:3])
+
+
+def memory_test(bag, image: torch.Tensor, size: int, q: int, tile: int, bagnet_options: dict) -> tuple[dict, dict]:
+    """The chapter's inference-memory test: ``image`` (uint8, 1 × 3 × H × W) upscaled to
+    ``size`` px through the trained ``bag`` (``Normalize`` + BagNet) whole and in tiles of
+    ``tile``² windows, each in a fresh process: peaks, windows and the logits' agreement; and
+    the BagNet's arguments."""
+    big = torch.nn.functional.interpolate(image.float() / 255, size=size, mode="bilinear", align_corners=False)
+    x = bag[0](big)
+    kwargs = {"q": q, **{k: tuple(v) if isinstance(v, list) else v for k, v in bagnet_options.items()
+                         if k in ("width", "blocks")}}
+    whole, whole_peak = isolated_peak(bag[1], kwargs, x, None)
+    tiled, tiled_peak = isolated_peak(bag[1], kwargs, x, tile)
+    return {"image_px": size, "q": q, "windows": int(whole[0, 0].numel()), "tile_windows": tile ** 2,
+            "whole_peak_bytes": whole_peak, "tiled_peak_bytes": tiled_peak,
+            "max_abs_diff": float((whole - tiled).abs().max())}, kwargs

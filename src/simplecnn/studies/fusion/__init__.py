@@ -26,13 +26,24 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from simplecnn.core import params as P
 from simplecnn.core import metrics
 from simplecnn.core.metrics import normalised_entropy
+from simplecnn.core.plan import Loop
 from simplecnn.core.results import Headline
 from simplecnn.studies.patches import Grid, PatchStudy
+from simplecnn.studies.patches.compare import image_scores, log_probs
 
 EPS = 1e-12
 
+
+RULE_NAMES = ("majority", "mean_prob", "mean_logit", "geometric_mean", "centre", "confidence", "certainty", "top_k",
+              "cam_weighted", "cam_masked", "learned")
+PARAMETERS = {"device": P.device(), "seed": P.whole(0), "rules": P.some_of(RULE_NAMES, 2),
+              "reference": P.one_of(RULE_NAMES), "sigma": P.number(0, low_open=True),
+              "top_k": P.whole(1), "cam_share": P.fraction(), "learned_c": P.number(0, low_open=True),
+              "bootstrap": P.whole(10), "level": P.fraction(), "alpha": P.fraction(), "size_bins": P.whole(1)}
+"""Every parameter's allowed values, checked before the chapter computes anything (``core.params``)."""
 
 @dataclass
 class Context:
@@ -61,18 +72,20 @@ def majority(probs: torch.Tensor, ctx: Context) -> torch.Tensor:
 
 
 def mean_prob(probs: torch.Tensor, ctx: Context) -> torch.Tensor:
-    return probs.flatten(1, 2).mean(1)
+    """The mean window probability (the patch chapter's ``image_scores(…, "mean_prob")``)."""
+    return image_scores(probs, "mean_prob")
 
 
 def mean_logit(probs: torch.Tensor, ctx: Context) -> torch.Tensor:
-    """softmax of the mean log-probability: BagNet's mean logit, the normalised geometric mean."""
-    return torch.softmax(probs.clamp_min(EPS).log().flatten(1, 2).mean(1), 1)
+    """softmax of the mean log-probability: BagNet's mean logit, the normalised geometric mean;
+    the patch chapter's image decision (``image_scores``), one implementation for both."""
+    return image_scores(probs, "mean_logit")
 
 
 def geometric_mean(probs: torch.Tensor, ctx: Context) -> torch.Tensor:
     """The geometric mean left unnormalised per image: same ranking within an image as
     ``mean_logit``, different across images (so a different AUC)."""
-    return probs.clamp_min(EPS).log().flatten(1, 2).mean(1).exp()
+    return log_probs(probs.flatten(1, 2)).mean(1).exp()
 
 
 def centre_weights(grid: Grid, sigma: float) -> torch.Tensor:
@@ -150,10 +163,15 @@ RULES: dict[str, Callable[[torch.Tensor, Context], torch.Tensor]] = {
 }
 
 
+SUPERVISED = ("learned",)
+"""Rules fitted on labelled images (validation): they add supervision rather than fuse votes,
+so they are shown apart and never counted among the fusion rules."""
+
+
 def fuse(rule: str, probs: torch.Tensor, ctx: Context) -> torch.Tensor:
     if rule not in RULES:
         raise ValueError(f"unknown fusion rule {rule!r}; known: {sorted(RULES)}")
-    return RULES[rule](probs.float(), ctx)
+    return RULES[rule](probs.float(), ctx).double()  # one dtype for every rule (the log-based ones are float64)
 
 
 # --- inputs and evaluation: choose on validation, score on test once ---------------------
@@ -236,14 +254,16 @@ class FusionResult:
     def rules(self) -> list[str]:
         return list(dict.fromkeys(self.table["rule"]))
 
-    def verdicts(self) -> pd.DataFrame:
+    def verdicts(self, supervised: bool = False) -> pd.DataFrame:
         """Per rule other than the reference: on how many classifiers it beats (or loses to) the
-        reference on test after Holm's correction, of how many."""
-        t = self.table[self.table.rule != self.reference]
+        reference on test after Holm's correction, of how many; the fusion rules, or with
+        ``supervised`` the rules fitted on labelled images."""
+        t = self.table[(self.table.rule != self.reference) & (self.table.rule.isin(SUPERVISED) == supervised)]
         resolved = t.p_holm < self.alpha
         return pd.DataFrame({"better": (resolved & (t["delta"] > 0)).groupby(t.rule).sum(),
                              "worse": (resolved & (t["delta"] < 0)).groupby(t.rule).sum(),
-                             "of": t.groupby("rule").size()}).loc[[r for r in self.rules if r != self.reference]]
+                             "of": t.groupby("rule").size()}).loc[[r for r in self.rules if r != self.reference
+                                                                   and (r in SUPERVISED) == supervised]]
 
     def to_json(self, **setting) -> dict:
         """The results file's content: every row, the validation choices, the σ sweep."""
@@ -258,20 +278,22 @@ class FusionResult:
                 "diff_vs_reference": {"value": num(r.delta), "low": num(r.delta_low), "high": num(r.delta_high)},
                 "p_value": num(r.p_value), "p_holm": num(r.p_holm)}
         best = {name: {"rule": r.rule, "sigma": num(r.sigma), "val_auc": num(r.val_auc),
-                       "image_auc": num(r.image_auc), "image_auc_ci": [num(r.ci_low), num(r.ci_high)],
-                       "image_acc": num(r.image_acc), "reference_auc": num(r.reference_auc),
-                       "diff_vs_reference": {"value": num(r.delta), "low": num(r.delta_low), "high": num(r.delta_high)},
-                       "p_value": num(r.p_value), "p_holm": num(r.p_holm), "resolved": bool(r.resolved)}
+              "image_auc": num(r.image_auc), "image_auc_ci": [num(r.ci_low), num(r.ci_high)],
+              "image_acc": num(r.image_acc), "reference_auc": num(r.reference_auc),
+              "diff_vs_reference": {"value": num(r.delta), "low": num(r.delta_low), "high": num(r.delta_high)},
+              "p_value": num(r.p_value), "p_holm": num(r.p_holm), "resolved": bool(r.resolved)}
                 for name, r in self.chosen.iterrows()}
         sweep = {name: {"chosen": num(self.chosen.loc[name, "sigma"]),
                         "sweep": [{"sigma": num(s.sigma), "val_auc": num(s.val_auc), "test_auc": num(s.test_auc)}
                                   for s in g.itertuples()]}
                  for name, g in self.sweep.groupby("classifier", sort=False)}
         verdicts = {rule: {k: int(v) for k, v in row.items()} for rule, row in self.verdicts().iterrows()}
+        supervised = {rule: {k: int(v) for k, v in row.items()} for rule, row in self.verdicts(True).iterrows()}
         return {"setting": {"reference": self.reference, "rules": self.rules, "bootstrap": len(self.counts),
                             "level": self.level, "alpha": self.alpha, "n_test": len(self.labels),
                             "holm_family": "per classifier, every rule against the reference", **setting},
-                "classifiers": rows, "best": best, "sigma": sweep, "verdicts": verdicts}
+                "classifiers": rows, "best": best, "sigma": sweep, "verdicts": verdicts,
+                "supervised_verdicts": supervised}
 
 
 def evaluate(classifiers: dict[str, dict[str, torch.Tensor]], contexts: dict[str, dict[str, Context]],
@@ -319,7 +341,8 @@ def evaluate(classifiers: dict[str, dict[str, torch.Tensor]], contexts: dict[str
             scores[name, rule] = fuse(rule, probs["test"], ctx_test).numpy()
         boots = {rule: _boot(scores[name, rule], y, counts) for rule in rules}
         p = {rule: metrics.paired_p_value(boots[rule], boots[reference]) for rule in rules if rule != reference}
-        p_holm = metrics.holm(p)
+        p_holm = metrics.holm({r: v for r, v in p.items() if r not in SUPERVISED})  # the fusion rules' family
+        p_holm |= {r: v for r, v in p.items() if r in SUPERVISED}  # adjusted across classifiers below
         ref_auc = metrics.macro_auc(scores[name, reference], y)
         for rule in rules:
             auc = metrics.macro_auc(scores[name, rule], y)
@@ -329,10 +352,16 @@ def evaluate(classifiers: dict[str, dict[str, torch.Tensor]], contexts: dict[str
                          "ci_high": hi, "image_acc": metrics.accuracy(scores[name, rule], y), "delta": auc - ref_auc,
                          "delta_low": d_lo, "delta_high": d_hi, "p_value": p.get(rule, np.nan),
                          "p_holm": p_holm.get(rule, np.nan)})
-        # the reference first on ties: a rule must beat it on validation to be chosen
-        order = [reference] + [r for r in rules if r != reference]
+        # the reference first on ties: a rule must beat it on validation to be chosen; a
+        # supervised rule is not a way of fusing votes and is never chosen
+        order = [reference] + [r for r in rules if r != reference and r not in SUPERVISED]
         chosen[name] = {"rule": max(order, key=lambda r: val_auc[r]), "sigma": sigma}
     table = pd.DataFrame(rows)
+    for rule in SUPERVISED:  # one comparison per classifier: Holm across the classifiers
+        mask = table.rule == rule
+        if mask.any():
+            table.loc[mask, "p_holm"] = list(metrics.holm(dict(zip(table[mask].classifier, table[mask].p_value)))
+                                             .get(c) for c in table[mask].classifier)
     best = []
     for name, c in chosen.items():
         r = table[(table.classifier == name) & (table.rule == c["rule"])].iloc[0]
@@ -418,6 +447,17 @@ def verdict_sentence(result: FusionResult) -> str:
                    else f" No rule is resolved as worse than {ref}.")
 
 
+def supervised_sentence(result: FusionResult, n_val: int) -> str:
+    """The supervised rules against the reference, said apart from the fusion rules."""
+    v = result.verdicts(supervised=True)
+    if v.empty:
+        return "No supervised rule was compared."
+    return " ".join(f"The {r} rule is a logistic regression fitted on {n_val:,} labelled validation images: it adds "
+                    f"supervision rather than fusing votes. After Holm's correction across the classifiers it beats "
+                    f"{result.reference} on {row['better']} of {row['of']} and loses on {row['worse']}."
+                    for r, row in v.iterrows())
+
+
 def size_sentence(gains: pd.DataFrame) -> str:
     """The background rules' gain in the smallest and largest object-size bins, and whether
     the two differ (non-overlapping intervals); one bin only is said as such."""
@@ -442,26 +482,46 @@ def records(frame: pd.DataFrame) -> list[dict]:
 
 
 def headline(results: dict) -> list[Headline]:
-    """The validation-chosen rule against the reference on test: on how many classifiers it is
-    better after Holm; for the classifier chosen on validation, its image AUC and its gain
-    over the reference (bootstrap CIs)."""
+    """The validation-chosen fusion rule (supervised rules excluded) against the reference
+    on test: on how many classifiers it is better or worse after Holm; for the classifier
+    chosen on validation, its image AUC and its gain over the reference (bootstrap CIs over
+    test images: these trained classifiers); the supervised rule's count apart."""
     s = results["setting"]
     ref, best = s["reference"], results["best"]
     where = f"{s.get('dataset', '?')} test ({s['n_test']} images)"
     if s.get("resolution"):
         where += f", {s['resolution']} px"
     better = sum(b["resolved"] and b["diff_vs_reference"]["value"] > 0 for b in best.values())
+    worse = sum(b["resolved"] and b["diff_vs_reference"]["value"] < 0 for b in best.values())
     rows = [Headline(f"fusion: classifiers whose validation-chosen rule beats {ref} after Holm",
                      f"{better} / {len(best)}", interval=f"Holm-adjusted paired bootstrap p < {s['alpha']}",
-                     setting=f"image macro AUC, {where}; rule and σ chosen on validation")]
+                     setting=f"image macro AUC, {where}; unsupervised rules, rule and σ chosen on validation",
+                     rule="check", status=f"{better} better, {worse} worse")]
     top = max(best, key=lambda n: best[n]["val_auc"])
     b = best[top]
-    interval = f"{s['level']:.0%} bootstrap CI over test images ({s['bootstrap']} resamples)"
+    interval = f"{s['level']:.0%} bootstrap CI over test images ({s['bootstrap']} resamples; these trained models)"
     rows.append(Headline("fusion: image macro AUC, validation-chosen classifier and rule", b["image_auc"],
-                         *b["image_auc_ci"], interval, f"{top} with {b['rule']} (both chosen on validation); {where}"))
+                         *b["image_auc_ci"], interval, f"{top} with {b['rule']} (both chosen on validation); {where}",
+                         rule="bootstrap", margin=0.01, better="higher"))
     d = b["diff_vs_reference"]
     p = b["p_holm"] if b["p_holm"] is not None else 1.0  # None: the chosen rule is the reference
+    status = ("resolved: better" if d["value"] > 0 else "resolved: worse") if b["resolved"] else "not resolved"
     rows.append(Headline(f"fusion: validation-chosen rule − {ref}, image macro AUC", d["value"], d["low"], d["high"],
-                         interval, f"{top}, {b['rule']} vs {ref}; Holm p = {p:.3g}"
-                         f"; {where}"))
+                         interval, f"{top}, {b['rule']} vs {ref}; Holm p = {p:.3g}; {where}", rule="difference",
+                         status=status))
+    for rule, v in results.get("supervised_verdicts", {}).items():
+        rows.append(Headline(f"supervised {rule} rule beats {ref} after Holm (classifiers)", f"{v['better']} / {v['of']}",
+                             interval="Holm across classifiers", setting=f"fitted on labelled validation images; {where}",
+                             rule="report"))
     return rows
+
+
+def plan(params: dict, upstream: dict | None = None) -> list[Loop]:
+    """The patch study's full-image CNN, whose predicted-class Grad-CAM (batches of 128)
+    weights the windows; the window probabilities come from the patch chapter's cache."""
+    p = (upstream or {}).get("patches")
+    if p is None:
+        raise ValueError("the fusion chapter's plan needs the patch chapter's parameters (upstream['patches'])")
+    from simplecnn.core.recipes import recipe
+    cnn = recipe(p["ceiling_recipe"], p["dataset"], like=p.get("like"), resolution=p["resolution"])
+    return [Loop("full-image CNN, Grad-CAM weights", cnn.model, cnn.model_kwargs, p["resolution"], 128)]
