@@ -335,7 +335,7 @@ fig = figures.train_memory_figure(train_memory_table, memory_q)
 background_result = background.analysis(
     {(m, q): preds[m, q]["test"] for m in families for q in qs}, splits.test.labels, grids, splits.test.images,
     background_detectors, background_share, counts,
-    lambda grid: gradcam.patch_weights(ceiling, splits.test.images, "test", grid, background_cam_stage)["weights"],
+    gradcam.window_weights(ceiling, splits.test.images, "test", background_cam_stage),
     background_cam_stage)
 print("\n".join(background_result["checks"]))
 holds = background_result["hypothesis_holds"]

@@ -12,7 +12,7 @@ import pytest
 from simplecnn.core.paths import ROOT
 from simplecnn.pipeline import runner
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke_book")]  # one worker builds the book once
 
 
 def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:

@@ -117,3 +117,28 @@ def test_every_module_says_what_it_holds():
     for path in MODULES:
         doc = ast.get_docstring(ast.parse(path.read_text()))
         assert doc and len(doc) > 40, f"{path.relative_to(PACKAGE)} needs a module docstring saying what it holds and why"
+
+
+def notebook_definitions(source: str) -> list[str]:
+    """Functions, lambdas and classes defined in a notebook's code (the percent .py file,
+    markdown cells are comments), each as "kind name:line"."""
+    kinds = {ast.FunctionDef: "def", ast.AsyncFunctionDef: "def", ast.ClassDef: "class", ast.Lambda: "lambda"}
+    return [f"{kinds[type(n)]} {getattr(n, 'name', '')}:{n.lineno}".replace(" :", ":")
+            for n in ast.walk(ast.parse(source)) if type(n) in kinds]
+
+
+def code_lines(source: str) -> int:
+    """Non-blank, non-comment lines: the notebook's code as a reader meets it."""
+    return sum(1 for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def test_notebooks_define_nothing_and_stay_short():
+    found = {nb.name: notebook_definitions(nb.read_text()) for nb in sorted(NOTEBOOKS.glob("*.py"))}
+    assert not {k: v for k, v in found.items() if v}, "define it in src/ (with a test), call it from the chapter"
+    total = sum(code_lines(nb.read_text()) for nb in NOTEBOOKS.glob("*.py"))
+    assert 0 < total <= 900, f"notebook code is {total} lines"
+
+
+def test_the_notebook_checks_catch_a_definition():
+    source = "# %%\nx = 1\n\n\ndef f(a):\n    return a\n\n# %% [markdown]\n# text\ng = lambda b: b\n"
+    assert notebook_definitions(source) == ["def f:5", "lambda:10"] and code_lines(source) == 4

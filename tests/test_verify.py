@@ -145,3 +145,9 @@ def test_another_profile_compares_findings_not_values(committed, tmp_path):
     assert "gpu against cpu" in report.tier
     verdicts = {j.quantity: j.verdict for j in report.chapters["patches"]}
     assert verdicts == {"accuracy (%)": "reported", "check": "reproduced"}
+
+
+def test_two_undefined_exact_values_are_the_same_answer():
+    nan = float("nan")
+    assert judge(h(rule="exact", value=nan), h(rule="exact", value=nan)).verdict == "reproduced"
+    assert judge(h(rule="exact", value=nan), h(rule="exact", value=1.0)).verdict == "changed"

@@ -104,3 +104,10 @@ def test_the_closing_table_divides_only_like_by_like():
     assert table.loc["accuracy (%)", "source"] == "87.6"  # shown beside, not divided
     assert notes[1].startswith("[2] top-1, Imagenette test, 64 px; source: ImageNet top-5")
     assert len(table.columns) <= 7  # a laptop screen holds it
+
+
+def test_an_unmeasured_contrast_adds_nothing_to_the_pooled_variance():
+    with_empty = findings.pooled_paired({"a": np.array([1.0, 2.0]), "b": np.array([]), "c": np.array([0.5, 0.7])})
+    without = findings.pooled_paired({"a": np.array([1.0, 2.0]), "c": np.array([0.5, 0.7])})
+    assert set(with_empty) == {"a", "c"} and with_empty["a"]["df"] == 2
+    assert with_empty["a"]["p"] == without["a"]["p"] and math.isfinite(with_empty["a"]["p"])

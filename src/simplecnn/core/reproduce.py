@@ -62,9 +62,10 @@ def _level(interval: str) -> float:
 
 
 def _same(a: object, b: object, rel: float = 1e-9) -> bool:
+    undefined = [isinstance(x, float) and math.isnan(x) for x in (a, b)]
+    if any(undefined):
+        return all(undefined)  # both undefined (no interval, no test) is the same answer
     if _number(a) and _number(b):
-        if math.isnan(float(a)) or math.isnan(float(b)):
-            return math.isnan(float(a)) and math.isnan(float(b))  # both undefined is the same answer
         return abs(float(a) - float(b)) <= rel * max(1.0, abs(float(a)), abs(float(b)))
     return a == b
 

@@ -29,7 +29,7 @@ from simplecnn.studies.gradcam.maps import (BEST, CAM_CODE, LABELS, METHODS, REF
                                             blurred, centre_map, display_maps, grad_cam, layer_cells, named_layer,
                                             centre_share, overlay_picks, patch_weights, predicted_class_cam,
                                             smooth_random_maps,
-                                            stage_layer, stratified_sample)
+                                            stage_layer, stratified_sample, window_weights)
 from simplecnn.studies.gradcam.sanity import (cascade_blocks, cascading_randomisation, randomise_, randomised_copy,
                                               rank_correlations, sanity_rows, ssim, unit_range)
 
@@ -38,7 +38,7 @@ __all__ = [
     "attribution_copy", "bagnet_agreement", "blurred", "cascade_blocks", "cascading_randomisation", "cells_check",
     "centre_map", "centre_share", "checks", "class_probability", "compare", "curve_auc", "deletion_insertion", "display_maps",
     "faithfulness", "grad_cam", "headline", "image_auc", "interval", "layer_cells", "named_layer",
-    "noisy_linear_impute", "overlay_picks", "patch_weights", "plan", "predicted_class_cam", "predicted_classes",
+    "noisy_linear_impute", "overlay_picks", "patch_weights", "plan", "predicted_class_cam", "predicted_classes", "window_weights",
     "randomise_", "randomised_copy", "rank_correlations", "ranked_pixels", "region_rows", "results_doc", "road",
     "sanity_check", "sanity_rows", "score_rows", "smooth_random_maps", "ssim", "stage_layer", "stratified_sample",
     "summary_of", "unit_range"]

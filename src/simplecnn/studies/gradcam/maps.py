@@ -5,6 +5,8 @@ predicted-class Grad-CAM the patch and fusion chapters weight windows by."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import copy
 import warnings
 from dataclasses import asdict
@@ -224,6 +226,13 @@ def patch_weights(trained: Trained, images: torch.Tensor, split: str, grid: Grid
         return {"weights": window_means(cam, grid), "object_size": (cam >= peak[:, None, None] / 2).flatten(1)
                 .float().mean(1)}
     return cache.get_or_compute("patch_cam", spec, compute, code=(*CAM_CODE, "studies.patches.grid"))
+
+
+def window_weights(trained: Trained, images: torch.Tensor, split: str, stage: int = -1
+                   ) -> Callable[[Grid], torch.Tensor]:
+    """``grid`` → ``patch_weights``' per-window Grad-CAM mass on ``images``: the Grad-CAM
+    detector the patch chapter's background analysis calls once per grid."""
+    return lambda grid: patch_weights(trained, images, split, grid, stage)["weights"]
 
 
 def centre_share(maps: torch.Tensor, area: float = 0.25) -> torch.Tensor:

@@ -223,10 +223,12 @@ def plan(params: dict, upstream: dict | None = None) -> list[Loop]:
     n = params["train_size"] or split_sizes(params["dataset"], params["val_fraction"])["train"]
     px, loops = params["resolution"], []
     copies = params["offline_copies"] if params["main_augmentation"] == "all" else 0
+    low = params.get("low_res_epochs", 0)  # an early epoch at low_res_scale costs its share of the pixels
+    epochs = params["epochs"] - low + low * params.get("low_res_scale", 1.0) ** 2
     for d in params["designs"]:
         for seed in params["seeds"]:
             loops.append(Loop(f"design {d}, seed {seed}", f"limited_{d}", {"width": params["width"]}, px,
-                              params["batch_size"], n * (1 + copies) * params["epochs"], ema=bool(params["ema"])))
+                              params["batch_size"], round(n * (1 + copies) * epochs), ema=bool(params["ema"])))
         loops.append(Loop(f"design {d}, evaluation", f"limited_{d}", {"width": params["width"]}, px, 512))
     settings = ablation_settings(augmentations(params["hue"]), params["ablation_leave_one_out"],
                                  params["ablation_offline_copies"], params["ablation_epochs"])
