@@ -77,6 +77,6 @@ if not reports:
 
 # %%
 latest = reports[-1] if reports else {}
-print(results.write_results("reproducibility", profile, {
-    "reports": [{"name": r["name"], "counts": r["counts"], "tier": r["tier"]} for r in reports],
-    "latest": {"name": latest.get("name"), "counts": latest.get("counts", {})}}, started))
+out = {"reports": [{"name": r["name"], "counts": r["counts"], "tier": r["tier"]} for r in reports],
+       "latest": {"name": latest.get("name"), "counts": latest.get("counts", {})}}
+print(results.write_results("reproducibility", profile, out, started, reproducibility.headline(out)))

@@ -20,7 +20,7 @@ def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1800)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one build per worker, even when the worker runs other modules between
 def smoke_book(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("smoke")
     env = {**os.environ, "SIMPLECNN_CACHE": str(tmp / "cache"), "SIMPLECNN_RESULTS": str(tmp / "results"),

@@ -3,7 +3,7 @@ core with a recipe's regimen, with its real MACs and parameters; and the chapter
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from simplecnn.core.cache import Cache
 from simplecnn.core.complexity import macs
@@ -49,7 +49,9 @@ def train_stage(stage: Stage, data: DataSplits, recipe_name: str = "fast", seed:
                     lr=stage.lr, seed=seed,
                     label_smoothing=label_smoothing, cpu_bf16=cpu_bf16,
                     tta=False)  # one forward pass per image, so that the MACs counted are the MACs spent
-    return train_model(stage.model, data, chosen.config, stage.model_kwargs(), cache=cache, track_val=False)
+    # the stage trains its own model: a whitening stem belongs to the recipe's (FastNet's), not to a ResNet stage
+    config = replace(chosen.config, whiten=chosen.config.whiten and chosen.model == stage.model)
+    return train_model(stage.model, data, config, stage.model_kwargs(), cache=cache, track_val=False)
 
 
 def stage_macs(stage: Stage, num_classes: int) -> int:
