@@ -118,6 +118,16 @@ def test_every_model_of_the_profile_fits_at_full_size_on_fake_tensors(profile):
     print("\n".join(proof.report_lines(profile, rows)))
 
 
+def run_dry(profile: str, out, mode: list[str], timeout: int):
+    """``simplecnn run --dry-run [small]`` of ``profile`` into ``out`` (a subprocess, as a user runs it);
+    returns ``out`` and what it printed."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    done = subprocess.run([sys.executable, "-m", "simplecnn", "run", "--profile", profile, "--dry-run", *mode,
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, done.stdout
+
+
 def recorded_loops(results: dict) -> set[tuple]:
     """(params, batch, resolution) of every training loop a dry run's provenance recorded."""
     return {(r["model_params"], r["batch"], r["resolution"]) for r in results["provenance"]["dry_run"]["training_loops"]}
@@ -126,11 +136,7 @@ def recorded_loops(results: dict) -> set[tuple]:
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", ["gpu", "paper"])
 def test_every_notebook_of_the_profile_runs_small_and_its_plan_names_its_training(profile, tmp_path):
-    out = tmp_path / f"{profile}-small"
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    done = subprocess.run([sys.executable, "-m", "simplecnn", "run", "--profile", profile, "--dry-run", "small",
-                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out, _ = run_dry(profile, tmp_path / f"{profile}-small", ["small"], timeout=1200)
     os.environ["SIMPLECNN_DRY_RUN"] = "small"  # the plan of the small run's own (capped) parameters
     try:
         plans = proof.profile_plans(profile)
@@ -151,17 +157,13 @@ def test_every_notebook_of_the_profile_runs_small_and_its_plan_names_its_trainin
 @pytest.mark.dryrun
 @pytest.mark.parametrize("profile", ["gpu", "paper"])
 def test_the_profile_runs_dry_at_full_size_on_this_cpu(profile, tmp_path):
-    out = tmp_path / f"{profile}-dry"
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    done = subprocess.run([sys.executable, "-m", "simplecnn", "run", "--profile", profile, "--dry-run", "--out",
-                           str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out, printed = run_dry(profile, tmp_path / f"{profile}-dry", [], timeout=2400)
     studies = [s.name for s in registry.ordered(None)]
     for study in studies:
         doc = json.loads((out / "results" / profile / f"{study}.json").read_text())
         assert "dry_run" in doc["provenance"], study
         assert doc["params"]["profile"] == profile
-    report = [line for line in done.stdout.splitlines() if line.startswith(f"dry run {profile}:")]
+    report = [line for line in printed.splitlines() if line.startswith(f"dry run {profile}:")]
     assert len(report) == len(studies)
     trained = json.loads((out / "results" / profile / "cascade.json").read_text())["provenance"]["dry_run"]
     assert trained["peak_estimate_bytes"] > 0 and trained["training_loops"]
