@@ -189,6 +189,18 @@ def test_cascading_randomisation_goes_top_down_and_accumulates():
     assert torch.equal(clone[0].mean, model[0].mean) and not torch.equal(weight(clone, low), weight(model, low))
 
 
+def test_cascading_randomisation_knows_fastnet_and_refuses_other_models():
+    """A user's own data set may get the FastNet recipe: its cascade runs head, groups, stem."""
+    from simplecnn.core.models import build_model
+    model = build_model("fastnet", 10, width=0.125)
+    assert gradcam.cascade_blocks(model) == ["head", "body.3", "body.2", "body.1", "whiten"]
+    steps = dict(gradcam.cascading_randomisation(model, seed=0))
+    assert not torch.equal(steps["body.2"].body[2][0].weight, model.body[2][0].weight)
+    assert torch.equal(steps["body.3"].body[2][0].weight, model.body[2][0].weight)  # below the step: not yet
+    with pytest.raises(ValueError, match="no cascade order"):
+        gradcam.cascade_blocks(torch.nn.Linear(2, 2))
+
+
 def test_sanity_check_fails_for_a_map_that_ignores_the_model():
     model = tiny_resnet()
     images = torch.randint(0, 255, (6, 3, 16, 16), dtype=torch.uint8)

@@ -122,6 +122,27 @@ def test_run_writes_only_its_out_folder_and_records_injected_parameters(toy, tmp
     assert mode & 0o044 == 0o044, oct(mode)  # readable by group and others, like any written file
 
 
+def test_without_a_runner_the_checked_parameters_are_recorded(tmp_path, monkeypatch):
+    """Plain papermill or a hand run: no runner context, so the results record what the
+    chapter's parameters cell declared and the check saw (after papermill's injection)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from simplecnn.core import params, results
+    monkeypatch.delenv("SIMPLECNN_RUN", raising=False)
+    monkeypatch.setattr(results, "output_dir", lambda profile: tmp_path / profile)
+    monkeypatch.setitem(params.CHECKED, "data", None)
+    shell = InteractiveShell.instance()
+    shell.run_cell('profile: str = "cpu"\nsize: "Optional[int]" = None\nlr: float = 0.1')
+    shell.run_cell('size = 12')  # papermill's injected cell assigns without annotations
+    shell.run_cell('helper = 3')  # a later cell's variable is not a parameter
+    ns = shell.user_ns
+    with pytest.raises(params.ParameterError, match="size must be"):
+        params.check("data", {**ns, "size": 0}, {"size": params.whole(1, optional=True)})
+    assert params.CHECKED["data"] is None  # a failed check records nothing
+    params.check("data", ns, {"size": params.whole(1, optional=True)})
+    doc = json.loads(results.write_results("data", "smoke", {}, 0.0).read_text())
+    assert doc["params"] == {"profile": "cpu", "size": 12, "lr": 0.1}
+
+
 def test_a_chapter_whose_results_file_changed_runs_again(toy, tmp_path):
     out = tmp_path / "out"
     target = runner.Target(out / "results", tmp_path / "committed")

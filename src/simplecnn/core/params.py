@@ -79,9 +79,23 @@ def together(ok: Callable[..., bool], allowed: str) -> Rule:
     return Rule(ok, allowed)
 
 
+CHECKED: dict[str, dict[str, Any]] = {}
+"""The parameters each chapter checked in this process, by chapter: what ``write_results``
+records when no runner told the kernel its parameters (a notebook run by plain papermill or by
+hand), so that a later chapter can rebuild this one's data from its results."""
+
+
+def declared(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """A notebook's parameters from its namespace: the names its parameters cell annotates
+    (``dataset: str = ...``; no other cell annotates), with their values now, after
+    papermill's injected cell."""
+    return {name: namespace[name] for name in namespace.get("__annotations__", {}) if name in namespace}
+
+
 def check(chapter: str, params: Mapping[str, Any], rules: Mapping[str | tuple[str, ...], Rule]) -> None:
     """Raise one ``ParameterError`` naming every parameter of ``params`` that breaks its rule
-    (and every group of parameters that breaks a rule over several)."""
+    (and every group of parameters that breaks a rule over several). Given a notebook's
+    namespace, its declared parameters are kept in ``CHECKED`` once they pass."""
     single = {name: rule for name, rule in rules.items() if isinstance(name, str)}
     bad = [f"{name} must be {rule.allowed}, got {params[name]!r}" for name, rule in single.items()
            if name in params and not rule.ok(params[name])]
@@ -93,6 +107,8 @@ def check(chapter: str, params: Mapping[str, Any], rules: Mapping[str | tuple[st
                        + ", ".join(f"{n}={params[n]!r}" for n in names))
     if bad:
         raise ParameterError(f"{chapter}: " + "; ".join(bad))
+    if "__annotations__" in params:
+        CHECKED[chapter] = declared(params)
 
 
 def device() -> Rule:

@@ -22,6 +22,7 @@ import torch
 
 from simplecnn.core.cache import cold_seconds, entries_used
 from simplecnn.core.io import atomic_write_bytes
+from simplecnn.core.params import CHECKED
 from simplecnn.core.device import device_description
 from simplecnn.core.paths import RUN_CONTEXT, ROOT, build_dir, dry_run, results_root, run_context  # noqa: F401
 
@@ -91,11 +92,13 @@ def write_results(study: str, profile: str, results: dict, started: float,
                   headlines: list[Headline] | None = None) -> Path:
     """Write the study's results json atomically and return its path. The parameters
     recorded are those the runner injected (all of the notebook's, after profile and
-    overrides), never a hand-copied list; an interactive run records ``None``. The study's
+    overrides), never a hand-copied list; without a runner (plain papermill, by hand) those
+    the chapter checked (``core.params.CHECKED``), else ``None``. The study's
     ``headlines`` (with their rules) are stored beside the results, so that a later run can be
     judged against these whatever the code that reads them (``simplecnn verify``)."""
     path = output_dir(profile) / f"{study}.json"
-    doc = {"study": study, "profile": profile, "params": run_context().get("params"), "results": results,
+    params = run_context().get("params") or CHECKED.get(study)
+    doc = {"study": study, "profile": profile, "params": params, "results": results,
            **({"headlines": [asdict(h) for h in headlines]} if headlines is not None else {}),
            "provenance": provenance(started)}
     atomic_write_bytes(path, (json.dumps(doc, indent=2, default=float) + "\n").encode())

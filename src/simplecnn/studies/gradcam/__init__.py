@@ -127,11 +127,20 @@ def headline(results: dict) -> list[Headline]:
 
 def plan(params: dict, upstream: dict | None = None) -> list[Loop]:
     """The patch study's full-image CNN (``upstream["patches"]``: that chapter's parameters)
-    attributed in batches of 64 (with its randomised copies) and scored in batches of 256."""
+    attributed in batches of 64 (with its randomised copies) and scored in batches of 256; with
+    the patch study's ``extra_seeds``, the CNN trained once more per extra seed (the patch
+    chapter trains its own seed only), for the claims across seeds."""
     p = (upstream or {}).get("patches")
     if p is None:
         raise ValueError("the Grad-CAM chapter's plan needs the patch chapter's parameters (upstream['patches'])")
+    from simplecnn.core.data import split_sizes
     from simplecnn.core.recipes import recipe
     cnn = recipe(p["ceiling_recipe"], p["dataset"], like=p.get("like"), resolution=p["resolution"])
-    return [Loop("full-image CNN, attribution", cnn.model, cnn.model_kwargs, p["resolution"], 64),
-            Loop("full-image CNN, scoring", cnn.model, cnn.model_kwargs, p["resolution"], 256)]
+    loops = [Loop("full-image CNN, attribution", cnn.model, cnn.model_kwargs, p["resolution"], 64),
+             Loop("full-image CNN, scoring", cnn.model, cnn.model_kwargs, p["resolution"], 256)]
+    if p.get("extra_seeds"):
+        n = p["train_size"] or split_sizes(p["dataset"], p["val_fraction"])["train"]
+        loops.append(Loop(f"full-image CNN, {len(p['extra_seeds'])} more training seeds", cnn.model, cnn.model_kwargs,
+                          p["resolution"], cnn.config.batch_size, n * p["ceiling_epochs"] * len(p["extra_seeds"]),
+                          ema=bool(cnn.config.ema)))
+    return loops

@@ -80,13 +80,19 @@ def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def cascade_blocks(model: nn.Module) -> list[str]:
     """Names (in the network behind ``Normalize``) of the blocks the cascading randomisation
-    re-draws, top first: the head, each residual block from the last, then the stem."""
+    re-draws, top first: the head, each residual block from the last, then the stem; for
+    the core's FastNet (the recipe a user's own data set may get), the head, each ConvGroup
+    from the last, then the whitening stem."""
     body = _body(model)
-    if not all(hasattr(body, a) for a in ("stem", "stages", "head")):
-        raise ValueError(f"{type(body).__name__} is not a ResNet with stem, stages and head: no cascade order")
-    blocks = [f"stages.{i}.{j}" for i in reversed(range(len(body.stages)))
-              for j in reversed(range(len(body.stages[i])))]
-    return ["head", *blocks, "stem"]
+    if all(hasattr(body, a) for a in ("stem", "stages", "head")):
+        blocks = [f"stages.{i}.{j}" for i in reversed(range(len(body.stages)))
+                  for j in reversed(range(len(body.stages[i])))]
+        return ["head", *blocks, "stem"]
+    if all(hasattr(body, a) for a in ("whiten", "body", "head")):
+        groups = [f"body.{i}" for i in reversed(range(len(body.body))) if any(True for _ in body.body[i].parameters())]
+        return ["head", *groups, "whiten"]
+    raise ValueError(f"{type(body).__name__} has no cascade order: the cascading randomisation knows ResNets "
+                     "(stem, stages, head) and FastNet (whiten, body, head)")
 
 
 def cascading_randomisation(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn.Module]]:

@@ -113,6 +113,10 @@ def load_study(profile: str) -> PatchStudy:
     from simplecnn.core.data import load_dataset
     from simplecnn.core.results import read_results
     p = read_results("patches", profile)["params"]
+    if not p:
+        raise ValueError(f"the patch study's results ({profile} profile) record no parameters, so its data and "
+                         "models cannot be rebuilt: re-run the patch chapter (`python -m simplecnn run --profile "
+                         f"{profile} --only patches`, or papermill on notebooks/03_patches.ipynb)")
     splits = load_dataset(p["dataset"], p["resolution"], val_fraction=p["val_fraction"], split_seed=p["split_seed"])
     return PatchStudy(p, splits.reduced(train=p["train_size"], val=p["val_size"], test=p["test_size"],
                                         seed=p["split_seed"]))
