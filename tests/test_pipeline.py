@@ -110,6 +110,15 @@ def test_fingerprint_follows_upstream_results(tmp_path):
     assert runner.run_fingerprint(NOTEBOOKS / "01_zoo.py", params, [folder]) == unrelated
 
 
+def test_a_new_verification_report_reruns_the_chapter_that_shows_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMPLECNN_RESULTS", str(tmp_path / "res"))
+    params, folders = {"profile": "smoke"}, [tmp_path / "res"]
+    before = {nb: runner.run_fingerprint(NOTEBOOKS / nb, params, folders) for nb in ("08_reproducibility.py", "07_summary.py")}
+    atomic_write_bytes(tmp_path / "res" / "smoke" / "verify" / "again.json", b'{"chapters": {}}')
+    assert runner.run_fingerprint(NOTEBOOKS / "08_reproducibility.py", params, folders) != before["08_reproducibility.py"]
+    assert runner.run_fingerprint(NOTEBOOKS / "07_summary.py", params, folders) == before["07_summary.py"]
+
+
 @pytest.mark.slow
 def test_run_writes_only_its_out_folder_and_records_injected_parameters(toy, tmp_path):
     committed = tmp_path / "committed"

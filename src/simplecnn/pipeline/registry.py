@@ -24,6 +24,7 @@ class Study:
     module: str  # the study's module, imported lazily
     upstream: tuple[str, ...] = ()  # studies whose results this chapter reads
     headline_keys: tuple[str, ...] = ()  # top-level keys of its results json
+    inputs: tuple[str, ...] = ()  # folders under the committed results/<profile>/ whose files it reads
 
     @property
     def path(self) -> Path:
@@ -46,7 +47,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
     Study("summary", "07_summary.py", "simplecnn.studies.summary",
           ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion"), ("rows",)),
     Study("reproducibility", "08_reproducibility.py", "simplecnn.studies.reproducibility",
-          ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion", "summary"), ("reports",)),
+          ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion", "summary"), ("reports",),
+          ("verify",)),
     Study("costs", "09_costs.py", "simplecnn.studies.costs",
           ("data", "zoo", "limited_resnets", "patches", "cascade", "gradcam", "fusion", "summary",
            "reproducibility"), ("chapters", "total_cold_min")),

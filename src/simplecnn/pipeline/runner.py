@@ -185,14 +185,20 @@ def upstream_results(study: str, profile: str, folders: list[Path]) -> dict:
 
 
 def run_fingerprint(notebook: Path, params: dict, folders: list[Path]) -> str:
-    """Source, parameters, package code, and every upstream study's parameters and
-    results, so that a chapter built on another re-runs when that one changes."""
+    """Source, parameters, package code, every upstream study's parameters and results,
+    and the files of the committed folders it reads (``Study.inputs``: the verification
+    reports), so that a chapter built on another re-runs when that one changes."""
     h = hashlib.sha256(Path(notebook).read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(code_digest().encode())
     h.update(b"dry-run" if dry_run() else b"")
-    ups = upstream_results(study_name(notebook), str(params["profile"]), folders)
+    study, profile = study_name(notebook), str(params["profile"])
+    ups = upstream_results(study, profile, folders)
     h.update(json.dumps(ups, sort_keys=True, default=str).encode())
+    for sub in registry.get(study).inputs:
+        folder = results_root() / profile / sub
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            h.update(path.name.encode() + (path.read_bytes() if path.is_file() else b""))
     return h.hexdigest()
 
 
