@@ -51,11 +51,11 @@ book: data
 # Unit tests, a smoke-profile build of the whole book opened in headless Chromium, the gpu and
 # paper profiles proved (meta tensors at full size, notebooks small); on both cores, slowest listed.
 test: data browser
-	$(PY) -m pytest -n 2 --dist loadgroup -m "not dryrun" --durations=15
+	$(PY) -m pytest -n 2 -m "not dryrun" --durations=15
 
 # The inner loop: everything but notebook executions, training runs, subprocesses and large passes.
 test-fast: setup
-	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow and not dryrun"
+	$(PY) -m pytest -n 2 -m "not slow and not dryrun"
 
 # Re-run the book's profile into a scratch folder and judge it against the committed results.
 verify: data
