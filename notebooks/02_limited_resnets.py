@@ -38,7 +38,7 @@ train_size: "Optional[int]" = None  # training images, stratified subset (None: 
 val_size: "Optional[int]" = None  # validation images for the training curves (None: all 5,000)
 test_size: "Optional[int]" = None  # test images for the final numbers (None: all 10,000)
 epochs: int = 4  # epochs of every design's run (over the originals plus any offline copies)
-low_res_epochs: int = 0  # progressive resizing: the first epochs train on images downscaled by low_res_scale (0: off; it costs design IV points, see the text)
+low_res_epochs: int = 0  # progressive resizing: the first epochs train on images downscaled by low_res_scale (0: off; it costs design IV several points, see the text)
 low_res_scale: float = 0.625  # their side over the data's (20 px of 32): benchmarks/limited_levers.py
 val_curves: bool = False  # score the validation images after every epoch (training curves of validation accuracy)
 regimen: str = "budget"  # "budget": one-cycle SGD, label smoothing, EMA, TTA; "paper": the paper's multi-step SGD
@@ -142,8 +142,8 @@ limited.costs_frame(costs).style.format(precision=2)
 # chosen for a short budget rather than the paper's {glue:text}`paper_epochs` epochs of
 # multi-step SGD (which the `paper` profile runs). Every epoch sees full-resolution images:
 # progressive resizing (the first epochs on downscaled images, `low_res_epochs`) saves about
-# a quarter of the training time and costs designs I and IIb nothing, but it costs design IV,
-# whose 7×7 kernels are tuned to the object scale they first see, several points
+# a quarter of the training time and costs designs I and IIb nothing, but it costs design IV
+# (7×7 kernels throughout, the only such design) several points
 # (`benchmarks/limited_levers.py`, tables in `docs/recipes.md`): a schedule that favours some
 # designs over others would answer a different question. Nothing is selected on
 # test: each run's {glue:text}`n_test:,` test images are scored once, and the
