@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from filelock import FileLock
@@ -21,14 +22,19 @@ def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1800)
 
 
+def shared_dir(tmp_path_factory, worker_id) -> Path:
+    """The temporary folder every xdist worker of this test run sees (a worker's own is below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if worker_id != "master" else base
+
+
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory, worker_id):
     """One smoke build for the whole test run, whichever worker asks first (the others wait
     for it under a file lock and reuse it): xdist's ``loadgroup`` does not keep a group on one
     worker with pytest 9.2 and xdist 3.8 (checked: no ``@group`` suffix, tests spread), and
     a second build costs four minutes of two cores."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if worker_id != "master" else base
+    shared = shared_dir(tmp_path_factory, worker_id)
     tmp = shared / "smoke-book"
     env = {**os.environ, "SIMPLECNN_CACHE": str(tmp / "cache"), "SIMPLECNN_RESULTS": str(tmp / "results"),
            "SIMPLECNN_BUILD": str(tmp / "build")}
@@ -44,8 +50,7 @@ def built_book(tmp_path_factory, worker_id):
 @pytest.fixture
 def smoke_book(built_book, tmp_path_factory, worker_id):
     """The shared smoke build, one test at a time (a test may rebuild it or read its pages)."""
-    base = tmp_path_factory.getbasetemp()
-    with FileLock(str((base.parent if worker_id != "master" else base) / "smoke-book.lock")):
+    with FileLock(str(shared_dir(tmp_path_factory, worker_id) / "smoke-book.lock")):
         yield built_book
 
 

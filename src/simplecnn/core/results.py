@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from simplecnn.core.cache import cold_seconds, entries_used
+from simplecnn.core.device import device_description
 from simplecnn.core.io import atomic_write_bytes
 from simplecnn.core.params import CHECKED
-from simplecnn.core.device import device_description
 from simplecnn.core.paths import RUN_CONTEXT, ROOT, build_dir, dry_run, results_root, run_context  # noqa: F401
 
 PACKAGES = ["simplecnn", "torch", "torchvision", "numpy", "scikit-learn", "ptflops", "captum",

@@ -38,10 +38,10 @@ __all__ = [
     "attribution_copy", "bagnet_agreement", "blurred", "cascade_blocks", "cascading_randomisation", "cells_check",
     "centre_map", "centre_share", "checks", "class_probability", "compare", "curve_auc", "deletion_insertion", "display_maps",
     "faithfulness", "grad_cam", "headline", "image_auc", "interval", "layer_cells", "named_layer",
-    "noisy_linear_impute", "overlay_picks", "patch_weights", "plan", "predicted_class_cam", "predicted_classes", "window_weights",
+    "noisy_linear_impute", "overlay_picks", "patch_weights", "plan", "predicted_class_cam", "predicted_classes",
     "randomise_", "randomised_copy", "rank_correlations", "ranked_pixels", "region_rows", "results_doc", "road",
     "sanity_check", "sanity_rows", "score_rows", "smooth_random_maps", "ssim", "stage_layer", "stratified_sample",
-    "summary_of", "unit_range"]
+    "summary_of", "unit_range", "window_weights"]
 
 
 PARAMETERS = {**P.COMMON, "min_cells": P.whole(1), "methods": P.some_of(list(METHODS)), "curve_images": P.whole(1),

@@ -5,10 +5,9 @@ predicted-class Grad-CAM the patch and fusion chapters weight windows by."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
