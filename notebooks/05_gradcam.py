@@ -202,7 +202,7 @@ fig = figures.sanity(sanity)
 # Per image, Spearman ρ between each map's mean over every window of the
 # BagNet-{glue:text}`agreement_q` grid and BagNet's probability of the CNN's predicted class
 # in that window: agreement at window resolution, no threshold. The reference maps say what a
-# map gets for nothing (BagNet's evidence, too, tends to sit in the middle).
+# map gets for nothing (how central the maps' mass sits is measured in the next section).
 # {glue:text}`check_bagnet`
 
 # %%

@@ -146,12 +146,14 @@ fig = figures.roc(result, top_name, [chosen.loc[top_name, "rule"], reference, "m
 # Grad-CAM maximum (a rough object size), and each rule's AUC is averaged over all patch
 # classifiers per bin. If the proposal is right, the rules that down-weight background
 # (centre, CAM) gain most over mean logit on small objects. Measured, as their mean gain in
-# AUC with its {glue:text}`level` paired bootstrap interval: {glue:text}`size_text`
+# AUC with its {glue:text}`level` paired bootstrap interval over test images (these trained
+# models), and the smallest bin's gain minus the largest's tested on the same resamples:
+# {glue:text}`size_text`
 
 # %%
-by_size, gains = fusion.by_object_size(result, inputs.object_size, size_bins)
-present.glue_all({"size_text": fusion.size_sentence(gains)})
-print(f"background rules − {reference}: {fusion.size_sentence(gains)}")
+by_size, gains, size_effect = fusion.by_object_size(result, inputs.object_size, size_bins)
+present.glue_all({"size_text": fusion.size_sentence(gains, size_effect)})
+print(f"background rules − {reference}: {fusion.size_sentence(gains, size_effect)}")
 fig = figures.by_size(by_size)
 gains
 
@@ -170,5 +172,5 @@ fig = figures.sigma_sweep(result.sweep)
 # %%
 doc = result.to_json(dataset=study.params["dataset"], resolution=study.params["resolution"],
                      n_val=len(inputs.labels["val"]))
-doc["object_size"] = {"gain": fusion.records(gains), "auc": fusion.records(by_size)}
+doc["object_size"] = {"gain": fusion.records(gains), "auc": fusion.records(by_size), "effect": size_effect}
 print(results.write_results("fusion", profile, doc, started, fusion.headline(doc)))

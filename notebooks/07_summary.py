@@ -33,6 +33,8 @@ beside: str = "gpu,paper"  # profiles (comma-separated) shown beside this one's,
 # %%
 import time
 
+from IPython.display import Markdown
+
 from simplecnn.core.params import check as check_parameters
 from simplecnn.core import present, results
 from simplecnn.core.device import use_device
@@ -65,8 +67,9 @@ present.glue_all({"summary_profile": profile,
 # %%
 for study, rows in found.items():
     table, notes = summary.study_table(study, rows, {p: h.get(study, []) for p, h in others.items()})
-    print(f"{study}\n  " + "\n  ".join(notes))
-    display(table)  # noqa: F821 (IPython's display)
+    display(Markdown(f"**{study}**"))  # noqa: F821 (IPython's display)
+    display(table)  # noqa: F821
+    display(Markdown("\n".join(f"- {n}" for n in notes)))  # noqa: F821
 
 # %% [markdown]
 # ## Ours against the sources, where they measure the same thing

@@ -31,10 +31,11 @@ device: str = "auto"  # compute device: auto (CUDA, then MPS, then CPU), cpu, cu
 # %%
 import time
 
+from IPython.display import Markdown
 from myst_nb import glue
 
 from simplecnn.core.params import check as check_parameters
-from simplecnn.core import results
+from simplecnn.core import present, results  # present: tables show whole cells
 from simplecnn.core.device import use_device
 from simplecnn.core.paths import results_root
 from simplecnn.studies import reproducibility
@@ -66,10 +67,8 @@ reproducibility.provenance_table(docs)
 
 # %%
 for report in reports:
-    print(f"{report['name']}: {report['run']} against {report['against']}\n  {report['tier']}")
-    for d in report["provenance"]:
-        print(f"  {d['field']}: {d['committed']} -> {d['new']}")
-    display(reproducibility.verdict_table(report))  # noqa: F821 (IPython's display)
+    display(Markdown(reproducibility.report_header(report)))  # noqa: F821 (IPython's display)
+    display(reproducibility.verdict_table(report))  # noqa: F821
     display(reproducibility.judged_table(report))  # noqa: F821
 if not reports:
     print(f"no verification report under {results_root() / profile / 'verify'} yet: "

@@ -133,6 +133,28 @@ def test_results_hold_every_headline_key_and_headline_reads_them(smoke_book):
                 assert r.status, f"{study.name}: {r.quantity} is a finding without a status"
 
 
+def test_a_smoke_run_verified_against_itself_reproduces_and_a_perturbed_one_exits_1_naming_it(smoke_book, tmp_path,
+                                                                                                 capsys):
+    import shutil
+    from simplecnn.pipeline import cli
+    tmp, _, _ = smoke_book
+    committed = tmp / "results" / "smoke"
+    from simplecnn.pipeline import verify
+    counts = verify.verify(committed, committed).counts()
+    assert counts["reproduced"] > 0 and counts["changed"] == counts["inconclusive"] == counts["missing"] == 0
+    assert cli.main(["verify", str(committed), "--against", str(committed)]) == 0
+    capsys.readouterr()
+    run = tmp_path / "run" / "smoke"
+    shutil.copytree(committed, run)
+    doc = json.loads((run / "zoo.json").read_text())
+    exact = next(h for h in doc["headlines"] if h["rule"] == "exact" and isinstance(h["value"], (int, float)))
+    exact["value"] += 1  # one count differs: the re-run changed that finding
+    (run / "zoo.json").write_text(json.dumps(doc))
+    assert cli.main(["verify", str(run), "--against", str(committed)]) == 1
+    changed = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("changed")]
+    assert len(changed) == 1 and exact["quantity"][:70] in changed[0]
+
+
 def test_a_dependent_chapter_sweeps_from_a_fresh_results_folder_and_leaves_results_alone(smoke_book, tmp_path):
     """The README's sweep command on 05_gradcam (built on the patch study), reading the patch
     study's results from the smoke build's folder; the committed results/ never change."""

@@ -219,13 +219,20 @@ def test_object_size_gain_has_the_sign_the_data_give_it():
     result = fusion.evaluate({"c": {"val": probs, "test": probs}}, {"c": ctx}, {"val": y, "test": y},
                              ["mean_logit", "centre"], [0.05], bootstrap=200)
     size = np.r_[np.full(90, 0.1), np.full(90, 0.9)]
-    aucs, gains = fusion.by_object_size(result, size, 2)
+    aucs, gains, effect = fusion.by_object_size(result, size, 2)
     assert gains["gain"].iloc[0] > 0 and gains["low"].iloc[0] > 0 and gains["resolved"].iloc[0]
     assert gains["gain"].iloc[1] < 0 and gains["high"].iloc[1] < 0
     first = aucs[(aucs["size bin (small → large)"] == 0) & (aucs.rule == "centre")].image_auc.iloc[0]
     assert first == pytest.approx(metrics.macro_auc(result.scores["c", "centre"][:90], y[:90].numpy()))
-    assert "do not overlap" in fusion.size_sentence(gains)
-    assert "one bin only" in fusion.size_sentence(gains.iloc[:1])
+    # the size effect: small-bin gain − large-bin gain, one interval over the shared resamples
+    assert effect["difference"] == pytest.approx(gains["gain"].iloc[0] - gains["gain"].iloc[1])
+    assert effect["low"] > 0 and effect["status"] == "resolved: the smallest-object bin > the largest"
+    assert effect["text"] in fusion.size_sentence(gains, effect)
+    assert "one bin only" in fusion.size_sentence(gains.iloc[:1], {})
+    # no size effect when both bins hold the same kind of image
+    same = np.r_[np.full(45, 0.1), np.full(45, 0.9), np.full(45, 0.1), np.full(45, 0.9)]
+    _, _, none = fusion.by_object_size(result, same, 2)
+    assert none["status"] == "not resolved" and "not evidence of none" in none["text"]
 
 
 def test_nothing_resolved_is_said_plainly():

@@ -191,6 +191,16 @@ def test_a_gain_within_the_seed_noise_is_not_resolved():
     assert tests["all − none"]["df"] == 2  # one degree of freedom per contrast, pooled
 
 
+def test_the_offline_sentence_compares_offline_with_online_not_with_none():
+    runs = runs_frame({"none": [0.50, 0.51], "all": [0.60, 0.61], "all, offline ×5": [0.55, 0.57]}, "setting")
+    tests = limited.ablation_tests(runs)
+    assert list(tests) == ["all − none", "all, offline ×5 − none", "all, offline ×5 − all"]
+    text = limited.offline_text(tests)
+    assert text == tests["all, offline ×5 − all"]["text"] and "all, offline ×5 − none" not in text
+    assert "all beats all, offline ×5" in text  # online −4.5 points ahead of offline
+    assert limited.offline_text({"all − none": tests["all − none"]}) == "the offline row did not run in this profile"
+
+
 def test_overfit_check_reads_the_training_accuracy():
     runs = runs_frame({"none": [0.50, 0.52], "all": [0.60, 0.61]}, "setting")
     runs["train_acc"] = [0.99, 0.98, 0.80, 0.82]

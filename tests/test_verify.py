@@ -151,3 +151,29 @@ def test_two_undefined_exact_values_are_the_same_answer():
     nan = float("nan")
     assert judge(h(rule="exact", value=nan), h(rule="exact", value=nan)).verdict == "reproduced"
     assert judge(h(rule="exact", value=nan), h(rule="exact", value=1.0)).verdict == "changed"
+
+
+def test_explanations_must_name_a_finding_that_did_not_reproduce(committed, tmp_path, capsys):
+    run = write_run(tmp_path / "run", "cpu", {"zoo": [h(quantity="params", rule="exact", value=11)],
+                                              "patches": [h(), h(quantity="check", rule="check", status="NOT met")]})
+    why = tmp_path / "why.yml"
+    why.write_text("patches:\n  check: the check's threshold moved from 0.5 to 0.3\n")
+    assert cli.main(["verify", str(run), "--against", str(committed), "--explain", str(why), "--save", "r"]) == 1
+    assert "explained: the check's threshold moved" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "results" / "cpu" / "verify" / "r.json").read_text())
+    explained = {j["quantity"]: j["explained"] for j in saved["chapters"]["patches"]}
+    assert explained == {"accuracy (%)": "", "check": "the check's threshold moved from 0.5 to 0.3"}
+    assert "(explained: the check's threshold moved" in (tmp_path / "results" / "cpu" / "verify" / "r.md").read_text()
+    from simplecnn.studies import reproducibility
+    [report] = reproducibility.reports("cpu")
+    table = reproducibility.judged_table(report)
+    assert table.set_index("quantity").loc["check", "explained"].startswith("the check's threshold")
+    assert reproducibility.report_header(report).startswith("**r**: `")
+    # a reason for a finding that reproduced, or for one the report does not judge, is refused
+    why.write_text("patches:\n  accuracy (%): nothing happened\n")
+    assert cli.main(["verify", str(run), "--against", str(committed), "--explain", str(why)]) == 2
+    assert "which is reproduced" in capsys.readouterr().err
+    why.write_text("zoo:\n  speed: faster\n")
+    assert cli.main(["verify", str(run), "--against", str(committed), "--explain", str(why)]) == 2
+    err = capsys.readouterr().err
+    assert "does not judge" in err and "patches: check" in err

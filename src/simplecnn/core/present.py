@@ -1,5 +1,6 @@
 """What the chapters share to show their numbers: an interval as text, a column of them,
-glue of many values at once, and tables whose intervals say what they cover.
+glue of many values at once, and tables whose intervals say what they cover (importing
+this module sets pandas to show every table cell whole).
 
 Chapters call these instead of defining helpers of their own, so every page formats an
 interval alike and a notebook's cells stay calls, tables and figures.
@@ -15,6 +16,10 @@ import pandas as pd
 from simplecnn.core.results import Plain
 
 MISSING = "—"
+
+# A chapter's tables show whole cells: pandas cuts text at 50 characters by default, which
+# clipped what an interval covers ("… (one t...") and why a verdict was reached.
+pd.set_option("display.max_colwidth", None)
 
 
 def _finite(x: object) -> bool:

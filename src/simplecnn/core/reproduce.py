@@ -19,7 +19,8 @@ Every ``Headline`` says how a re-run is judged (``rule``):
 - ``order``: an ordering with its pairs (``status``: "a>b*; c>a" — ``*`` marks a resolved
   pair): changed when a pair resolved in the committed run is resolved the other way;
   inconclusive when one only changes sign.
-- ``report``: timings and memory measured on one machine: reported, never judged.
+- ``report``: timings and memory measured on one machine, and counts derived from other
+  headlines (judged there): reported, never judged.
 
 Values measured in another setting (another profile: other widths, resolutions, data) are not
 compared; only findings (checks, differences, orderings) are judged across settings.
@@ -113,7 +114,8 @@ def judge(committed: dict, new: dict, same_setting: bool = True) -> Judged:
     if rule not in RULES:
         raise ValueError(f"headline {q!r} has an unknown rule {rule!r}; known: {RULES}")
     if rule == "report":
-        return out("reported", "measured on one machine: reported, never judged")
+        return out("reported", "a timing, a memory figure or a count derived from other headlines: reported, never "
+                               "judged")
     if rule in ("exact", "bootstrap", "seeds") and not same_setting:
         return out("reported", "measured in another setting: values not compared, only findings")
     if rule == "exact":

@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save", default=None, metavar="NAME",
                    help="commit-ready: write results/<profile>/verify/NAME.json and .md (the book shows them)")
     p.add_argument("--strict", action="store_true", help="also fail (exit 1) on inconclusive, missing or new findings")
+    p.add_argument("--explain", default=None, metavar="FILE",
+                   help="YAML of why findings changed ({chapter: {quantity: reason}}), kept in the report and shown "
+                        "in the book beside each finding")
 
     p = sub.add_parser("screenshot", help="a picture of a page of the built book, as a laptop shows it")
     p.add_argument("--profile", default="cpu", help="the book's profile (build/<profile>/book)")
@@ -209,6 +212,15 @@ def _verify(args: argparse.Namespace) -> int:
     from simplecnn.core.paths import results_root
     from simplecnn.pipeline import verify
     report = verify.verify(args.run, args.against, args.profile)
+    if args.explain:
+        try:
+            why = yaml.safe_load(Path(args.explain).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise verify.VerifyError(f"cannot read the explanations in {args.explain} ({exc}); give a YAML file "
+                                     f"of {{chapter: {{quantity: reason}}}}") from None
+        if not isinstance(why, dict) or not all(isinstance(v, dict) for v in why.values()):
+            raise verify.VerifyError(f"{args.explain} must map chapters to {{quantity: reason}}")
+        report.explain(why)
     print(verify.text(report))
     for option, render in ((args.json, lambda r: json.dumps(r.to_dict(), indent=1, default=str)),
                            (args.md, verify.markdown)):

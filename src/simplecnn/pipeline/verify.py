@@ -90,6 +90,26 @@ class Report:
     missing: list[str] = field(default_factory=list)
     made: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     profile: str = ""  # the run's profile (where ``--save`` files the report)
+    explanations: dict[str, dict[str, str]] = field(default_factory=dict)  # chapter -> quantity -> why it changed
+
+    def explain(self, why: dict[str, dict[str, str]]) -> None:
+        """Attach the reasons a person gives for findings that did not reproduce (``--explain``):
+        each must name a chapter and quantity of this report whose verdict is not
+        "reproduced", so that a reason cannot sit beside a finding it does not describe."""
+        judged = {(s, j.quantity): j.verdict for s, rows in self.chapters.items() for j in rows}
+        for study, quantities in why.items():
+            for quantity, text in (quantities or {}).items():
+                verdict = judged.get((study, quantity))
+                if verdict is None:
+                    known = sorted(f"{s}: {q}" for (s, q), v in judged.items() if v not in ("reproduced", "reported"))
+                    raise VerifyError(f"--explain names {study}: {quantity!r}, which this report does not judge; "
+                                      f"the findings that need a word: {known}")
+                if verdict in ("reproduced", "reported"):
+                    raise VerifyError(f"--explain names {study}: {quantity!r}, which is {verdict}: nothing to explain")
+                self.explanations.setdefault(study, {})[quantity] = str(text)
+
+    def why(self, study: str, quantity: str) -> str:
+        return self.explanations.get(study, {}).get(quantity, "")
 
     def counts(self) -> dict[str, int]:
         found = Counter(j.verdict for rows in self.chapters.values() for j in rows)
@@ -106,7 +126,8 @@ class Report:
     def to_dict(self) -> dict:
         return {"run": self.run, "against": self.against, "profile": self.profile, "tier": self.tier, "made": self.made,
                 "provenance": self.provenance, "missing_chapters": self.missing, "counts": self.counts(),
-                "chapters": {s: [asdict(j) for j in rows] for s, rows in self.chapters.items()}}
+                "chapters": {s: [{**asdict(j), "explained": self.why(s, j.quantity)} for j in rows]
+                             for s, rows in self.chapters.items()}}
 
 
 def _differences(ours: dict, theirs: dict) -> list[dict]:
@@ -169,6 +190,8 @@ def text(report: Report) -> str:
         for j in rows:
             lines.append(f"  {j.verdict:12s} {j.quantity[:70]:70s} {_cell(j.committed):>12s} {_cell(j.new):>12s} "
                          f"{_cell(j.delta):>10s}  [{j.rule}] {j.note}")
+            if report.why(study, j.quantity):
+                lines.append(f"  {'':12s} explained: {report.why(study, j.quantity)}")
     counts = report.counts()
     lines.append("\n" + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
     return "\n".join(lines)
@@ -186,7 +209,8 @@ def markdown(report: Report) -> str:
     for study, rows in report.chapters.items():
         out += [f"### {study}", "", "| quantity | committed | new | Δ | rule | verdict |", "|---|---|---|---|---|---|"]
         out += [f"| {j.quantity} | {_cell(j.committed)} | {_cell(j.new)} | {_cell(j.delta)} | {j.rule} | "
-                f"{j.verdict}: {j.note} |" for j in rows]
+                f"{j.verdict}: {j.note}" + (f" (explained: {report.why(study, j.quantity)})"
+                                            if report.why(study, j.quantity) else "") + " |" for j in rows]
         out.append("")
     return "\n".join(out)
 

@@ -69,12 +69,22 @@ def verdict_table(report: dict) -> pd.DataFrame:
     return table
 
 
+def report_header(report: dict) -> str:
+    """One report's heading as Markdown, shown right above its tables: its name, what was
+    compared with what, the tier, and what differs in provenance."""
+    lines = [f"**{report['name']}**: `{report['run']}` against `{report['against']}`; {report['tier']}.", ""]
+    lines += [f"- {d['field']}: {d['committed']} → {d['new']}" for d in report.get("provenance", [])]
+    return "\n".join(lines)
+
+
 def judged_table(report: dict, verdicts: Sequence[str] = ("changed", "inconclusive", "missing", "new")) -> pd.DataFrame:
-    """The headlines of one report whose verdict is among ``verdicts`` (what needs a word)."""
+    """The headlines of one report whose verdict is among ``verdicts`` (what needs a word):
+    the rule's reason, and the explanation its author gave (``verify --explain``) where one was."""
+    columns = ["chapter", "quantity", "committed", "new", "rule", "verdict", "why", "explained"]
     rows = [{"chapter": study, "quantity": j["quantity"], "committed": j["committed"], "new": j["new"],
-             "rule": j["rule"], "verdict": j["verdict"], "why": j["note"]}
+             "rule": j["rule"], "verdict": j["verdict"], "why": j["note"], "explained": j.get("explained", "")}
             for study, judged in report["chapters"].items() for j in judged if j["verdict"] in verdicts]
-    return pd.DataFrame(rows, columns=["chapter", "quantity", "committed", "new", "rule", "verdict", "why"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def headline(results: dict) -> list[Headline]:

@@ -137,7 +137,8 @@ def headline(results: dict) -> list[Headline]:
                                  st["mac_cut"]["median"], st["mac_cut"]["low"], st["mac_cut"]["high"],
                                  f"median and {s['level']:.0%} range over {st['resamples']} validation resamples",
                                  f"test MAC cut vs {ref} at {px} px; target unreached on "
-                                 f"{st['unreached_share']:.0%} of resamples", rule="report"))
+                                 f"{st['unreached_share']:.0%} of resamples", rule="bootstrap", margin=0.3,
+                                 better="higher"))
     for g in results.get("goals", []):
         if g["rule"] == "report rule" and not g["target"].startswith("speed"):
             rows.append(Headline(f"goal: {g['quantity']}, report rule", g["status"],
