@@ -123,8 +123,8 @@ def test_a_clearly_better_rule_and_its_sigma_are_chosen_and_resolved():
     assert chosen.rule == "centre" and chosen.sigma == 0.05
     assert chosen.delta > 0.2 and chosen.delta_low > 0 and chosen.p_holm < 0.05 and chosen.resolved
     assert result.verdicts().loc["centre"].tolist() == [1, 0, 1]  # better on one classifier of one
-    assert "best-on-validation rule centre vs mean_logit on test: +" in fusion.check_lines(result)[0]
-    assert fusion.check_lines(result)[0].endswith("resolved: better")
+    assert fusion.check_lines(result)[0].startswith("c: best-on-validation rule centre vs mean_logit on test: ")
+    assert "centre beats mean_logit for these trained models: image macro AUC (Holm-adjusted p) +" in fusion.check_lines(result)[0]
     assert fusion.verdict_sentence(result).startswith("After Holm's correction, centre beats mean_logit on 1 of 1")
 
 
@@ -135,7 +135,7 @@ def test_choices_follow_validation_when_test_disagrees():
     assert table["image_auc"].idxmax() != "centre" and table.loc["centre", "delta"] < 0  # test would choose otherwise
     sweep = result.sweep.set_index("sigma")
     assert sweep.loc[3.0, "test_auc"] > sweep.loc[0.05, "test_auc"]  # and another σ
-    assert fusion.check_lines(result)[0].endswith("resolved: worse")
+    assert "mean_logit beats" in fusion.check_lines(result)[0]
     assert "centre loses to it on 1" in fusion.verdict_sentence(result)
 
 

@@ -111,3 +111,16 @@ def test_an_unmeasured_contrast_adds_nothing_to_the_pooled_variance():
     without = findings.pooled_paired({"a": np.array([1.0, 2.0]), "c": np.array([0.5, 0.7])})
     assert set(with_empty) == {"a", "c"} and with_empty["a"]["df"] == 2
     assert with_empty["a"]["p"] == without["a"]["p"] and math.isfinite(with_empty["a"]["p"])
+
+
+def test_a_directed_comparison_names_the_better_side_and_holm_can_withhold_resolution():
+    from simplecnn.core import findings
+    # a deletion AUC: lower is better, so a negative difference is a win for A
+    f = findings.compare("Grad-CAM", "centre prior", -0.05, -0.08, -0.02, findings.IMAGES, higher_is_better=False)
+    assert f.status == "resolved: Grad-CAM better" and f.words.startswith("Grad-CAM beats centre prior")
+    f = findings.compare("Grad-CAM", "centre prior", 0.05, 0.02, 0.08, findings.IMAGES, higher_is_better=False)
+    assert f.status == "resolved: centre prior better"
+    assert findings.compare("a", "b", 0.05, 0.02, 0.08, findings.SEEDS).status == "resolved: a > b"
+    # the interval excludes zero, but the adjusted test did not reject: not resolved, said so
+    f = findings.compare("a", "b", 0.05, 0.02, 0.08, findings.SEEDS, p=0.2, resolved=False)
+    assert f.status == "not resolved" and "after Holm" in f.words and not f.resolved

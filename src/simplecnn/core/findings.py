@@ -47,17 +47,29 @@ def covers_text(covers: str, n: int | None = None, level: float = 0.95) -> str:
 
 
 def compare(a: str, b: str, diff: float, low: float, high: float, covers: str, what: str = "",
-            unit: str = "", digits: int = 1, p: float | None = None) -> Finding:
+            unit: str = "", digits: int = 1, p: float | None = None, higher_is_better: bool | None = None,
+            resolved: bool | None = None) -> Finding:
     """A − B = ``diff`` with its interval [low, high]: resolved when the interval excludes
-    zero (``p``, when given, is printed beside it)."""
+    zero (``p``, when given, is printed beside it).
+
+    ``higher_is_better`` names the winner for a quantity with a direction (a deletion AUC is
+    better low): the status reads "resolved: A better" / "resolved: B better" instead of
+    "A > B". ``resolved=False`` is an adjusted test (Holm) that did not reject: an interval
+    that excludes zero is then still "not resolved"."""
     fmt = lambda v: f"{v:+.{digits}f}{unit}"  # noqa: E731
     stat = f"{fmt(diff)} [{fmt(low)}, {fmt(high)}]" + (f", p = {p:.2g}" if p is not None else "")
     subject = f"{what} " if what else ""
     scope = "" if covers == SEEDS else " for these trained models"
-    if np.isfinite(low) and low > 0:
-        status, words = f"resolved: {a} > {b}", f"{a} beats {b}{scope}: {subject}{stat}"
-    elif np.isfinite(high) and high < 0:
-        status, words = f"resolved: {a} < {b}", f"{b} beats {a}{scope}: {subject}{stat}"
+    above, below = np.isfinite(low) and low > 0, np.isfinite(high) and high < 0
+    a_wins, b_wins = (below, above) if higher_is_better is False else (above, below)
+    if resolved is False and (a_wins or b_wins):
+        return Finding("not resolved", f"no difference between {a} and {b} detected after Holm{scope}: {subject}{stat}",
+                       float(diff), float(low), float(high), covers)
+    directed = higher_is_better is not None
+    if a_wins:
+        status, words = (f"resolved: {a} better" if directed else f"resolved: {a} > {b}"), f"{a} beats {b}{scope}: {subject}{stat}"
+    elif b_wins:
+        status, words = (f"resolved: {b} better" if directed else f"resolved: {a} < {b}"), f"{b} beats {a}{scope}: {subject}{stat}"
     else:
         status = "not resolved"
         words = f"no difference between {a} and {b} detected{scope}: {subject}{stat} (not evidence of none)"

@@ -379,6 +379,14 @@ def top_classifier(result: FusionResult) -> str:
     return str(result.chosen["val_auc"].idxmax())
 
 
+def rule_finding(rule: str, reference: str, delta: float, low: float, high: float, p_holm: float,
+                 resolved: bool) -> findings.Finding:
+    """A rule against the reference on test (AUC difference, paired bootstrap interval over
+    test images, Holm-adjusted p deciding), in the shared words of ``core.findings``."""
+    return findings.compare(rule, reference, delta, low, high, findings.IMAGES, "image macro AUC (Holm-adjusted p)", digits=3,
+                            p=p_holm, higher_is_better=True, resolved=resolved)
+
+
 def check_lines(result: FusionResult) -> list[str]:
     """One line per classifier: its validation-chosen rule against the reference on test."""
     lines = []
@@ -386,9 +394,8 @@ def check_lines(result: FusionResult) -> list[str]:
         if r.rule == result.reference:
             lines.append(f"{name}: best-on-validation rule is {result.reference} itself: nothing to test")
             continue
-        status = ("resolved: better" if r.delta > 0 else "resolved: worse") if r.resolved else "not resolved"
-        lines.append(f"{name}: best-on-validation rule {r.rule} vs {result.reference} on test: {r.delta:+.3f} "
-                     f"[{r.delta_low:+.3f}, {r.delta_high:+.3f}], Holm p={r.p_holm:.3g}: {status}")
+        f = rule_finding(r.rule, result.reference, r.delta, r.delta_low, r.delta_high, r.p_holm, bool(r.resolved))
+        lines.append(f"{name}: best-on-validation rule {r.rule} vs {result.reference} on test: {f.words}")
     return lines
 
 
@@ -527,7 +534,7 @@ def headline(results: dict) -> list[Headline]:
                          rule="bootstrap", margin=0.01, better="higher"))
     d = b["diff_vs_reference"]
     p = b["p_holm"] if b["p_holm"] is not None else 1.0  # None: the chosen rule is the reference
-    status = ("resolved: better" if d["value"] > 0 else "resolved: worse") if b["resolved"] else "not resolved"
+    status = rule_finding(b["rule"], ref, d["value"], d["low"], d["high"], p, bool(b["resolved"])).status
     rows.append(Headline(f"fusion: validation-chosen rule − {ref}, image macro AUC", d["value"], d["low"], d["high"],
                          interval, f"{top}, {b['rule']} vs {ref}; Holm p = {p:.3g}; {where}", rule="difference",
                          status=status))

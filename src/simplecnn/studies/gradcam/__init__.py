@@ -20,7 +20,7 @@ from simplecnn.core import params as P
 from simplecnn.core.plan import Loop
 from simplecnn.core.results import Headline
 from simplecnn.studies.gradcam.agreement import bagnet_agreement, region_rows
-from simplecnn.studies.gradcam.checks import WHY, cells_check, checks, sanity_check
+from simplecnn.studies.gradcam.checks import WHY, cells_check, checks, difference_finding, sanity_check
 from simplecnn.studies.gradcam.faithfulness import (METRIC_LABELS, METRICS, class_probability, compare, curve_auc,
                                                     deletion_insertion, faithfulness, image_auc, interval,
                                                     noisy_linear_impute, predicted_classes, ranked_pixels, road,
@@ -36,7 +36,8 @@ from simplecnn.studies.gradcam.sanity import (cascade_blocks, cascading_randomis
 __all__ = [
     "BEST", "CAM_CODE", "LABELS", "METHODS", "METRICS", "METRIC_LABELS", "REFERENCES", "WHY", "attribute",
     "attribution_copy", "bagnet_agreement", "blurred", "cascade_blocks", "cascading_randomisation", "cells_check",
-    "centre_map", "centre_share", "checks", "class_probability", "compare", "curve_auc", "deletion_insertion", "display_maps",
+    "centre_map", "centre_share", "checks", "class_probability", "compare", "curve_auc", "deletion_insertion",
+    "difference_finding", "display_maps",
     "faithfulness", "grad_cam", "headline", "image_auc", "interval", "layer_cells", "named_layer",
     "noisy_linear_impute", "overlay_picks", "patch_weights", "plan", "predicted_class_cam", "predicted_classes",
     "randomise_", "randomised_copy", "rank_correlations", "ranked_pixels", "region_rows", "results_doc", "road",
@@ -97,8 +98,7 @@ def headline(results: dict) -> list[Headline]:
                              margin=0.03, better="higher" if METRICS[metric] else "lower"))
         d = next(r for r in results["comparisons"]
                  if (r["method"], r["reference"], r["metric"]) == ("gradcam", BEST, metric))
-        status = ("resolved: Grad-CAM better" if d["beats"] else "resolved: best reference better" if d["loses"]
-                  else "not resolved")
+        status = difference_finding("gradcam", BEST, d).status
         rows.append(Headline(f"Grad-CAM {METRIC_LABELS[metric]} − best reference map", d["difference"], d["low"],
                              d["high"], f"{s['level']:.0%} paired bootstrap CI over test images (one trained model), "
                              f"best reference re-chosen per resample", where, rule="difference", status=status))

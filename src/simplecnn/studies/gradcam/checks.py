@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from simplecnn.core import findings
+
 from simplecnn.studies.gradcam.faithfulness import METRIC_LABELS
 from simplecnn.studies.gradcam.maps import BEST, LABELS, REFERENCES
 
@@ -13,6 +15,14 @@ WHY = {"centre": "'look at the centre' already orders these images' pixels bette
        "smooth_random": "the map orders pixels no better than smooth noise of its own resolution: at this layer "
                         "it does not carry the evidence the model uses",
        BEST: "no single map of the references is beaten, see the two rows above"}
+
+
+def difference_finding(method: str, reference: str, row: dict) -> findings.Finding:
+    """A ``compare`` row (method − reference on one metric, interval over test images) in the
+    shared words of ``core.findings``: the winner named by the metric's direction."""
+    return findings.compare(LABELS[method], LABELS[reference], row["difference"], row["low"], row["high"],
+                            findings.IMAGES, f"{METRIC_LABELS[row['metric']]} difference", digits=3,
+                            higher_is_better=bool(row["higher_is_better"]))
 
 
 def checks(rows: list[dict], method: str = "gradcam", references: Sequence[str] = REFERENCES) -> list[dict]:
@@ -27,16 +37,9 @@ def checks(rows: list[dict], method: str = "gradcam", references: Sequence[str] 
             if r is None:
                 raise ValueError(f"no comparison of {method} with {ref} on {metric}; compare() them first")
             claim = f"{LABELS[method]}'s {METRIC_LABELS[metric]} is {word} the {LABELS[ref]}'s"
-            diff = f"difference {r['difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"
-            if r["beats"]:
-                status, text = f"resolved: {LABELS[method]} better", f"{claim} ({diff}, this trained model): resolved."
-            elif r["loses"]:
-                status = f"resolved: {LABELS[ref]} better"
-                text = f"{claim}? No, the opposite holds for this trained model ({diff}): {WHY[ref]}."
-            else:
-                status, text = "not resolved", (f"{claim}? Not resolved ({diff}): the interval includes zero, so "
-                                                f"these images cannot tell the two apart.")
-            out.append({"claim": claim, "metric": metric, "reference": ref, "status": status, "text": text,
+            f = difference_finding(method, ref, r)
+            text = f"{claim}? {f.words[0].upper()}{f.words[1:]}" + (f": {WHY[ref]}." if r["loses"] else ".")
+            out.append({"claim": claim, "metric": metric, "reference": ref, "status": f.status, "text": text,
                         "difference": r["difference"], "low": r["low"], "high": r["high"]})
     return out
 

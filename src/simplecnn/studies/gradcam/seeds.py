@@ -35,10 +35,8 @@ def across_seeds(per_seed: list[dict], seeds: list[int], level: float = 0.95) ->
     for ref, metric in per_seed[0]:
         values = [d[(ref, metric)] for d in per_seed]
         mean, low, high, p = findings.across_seeds(values, level)
-        higher_better = METRICS[metric]
-        good, bad = (low > 0, high < 0) if higher_better else (high < 0, low > 0)
-        status = (f"resolved: {LABELS['gradcam']} better" if good else f"resolved: {LABELS[ref]} better" if bad
-                  else "not resolved")
+        status = findings.compare(LABELS["gradcam"], LABELS[ref], mean, low, high, findings.SEEDS, digits=3,
+                                  higher_is_better=METRICS[metric]).status
         rows.append({"reference": ref, "metric": metric, "per_seed": values, "seeds": list(seeds), "diff": mean,
                      "low": low, "high": high, "p": p, "status": status,
                      "covers": findings.covers_text(findings.SEEDS, len(seeds), level),

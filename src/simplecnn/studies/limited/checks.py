@@ -47,10 +47,7 @@ def ablation_tests(runs: pd.DataFrame, reference: str = "none", online: str = "a
         p_holm = adjusted.get(name, math.nan)
         resolved = bool(np.isfinite(p_holm) and p_holm < alpha)
         f = findings.compare(a, b, t["mean"], t["low"], t["high"], findings.SEEDS, "test accuracy", " points",
-                             p=p_holm if np.isfinite(p_holm) else None)
-        if not resolved and f.resolved:  # the interval excludes 0 but Holm does not reject: not resolved
-            f = findings.Finding("not resolved", f"no difference between {a} and {b} detected after Holm: "
-                                 f"{t['mean']:+.1f} points, Holm p = {p_holm:.2g}", f.diff, f.low, f.high, f.covers)
+                             p=p_holm if np.isfinite(p_holm) else None, resolved=resolved)
         out[name] = {**t, "n": int(len(diffs[name])), "p_holm": p_holm, "resolved": f.resolved, "status": f.status,
                      "text": f.words}
     return out
