@@ -124,3 +124,6 @@ def test_a_directed_comparison_names_the_better_side_and_holm_can_withhold_resol
     # the interval excludes zero, but the adjusted test did not reject: not resolved, said so
     f = findings.compare("a", "b", 0.05, 0.02, 0.08, findings.SEEDS, p=0.2, resolved=False)
     assert f.status == "not resolved" and "after Holm" in f.words and not f.resolved
+    # Holm rejected while the percentile interval just touches zero: resolved the estimate's way
+    f = findings.compare("a", "b", -0.05, -0.09, 0.0, findings.IMAGES, higher_is_better=True, resolved=True)
+    assert f.status == "resolved: b better"

@@ -54,13 +54,16 @@ def compare(a: str, b: str, diff: float, low: float, high: float, covers: str, w
 
     ``higher_is_better`` names the winner for a quantity with a direction (a deletion AUC is
     better low): the status reads "resolved: A better" / "resolved: B better" instead of
-    "A > B". ``resolved=False`` is an adjusted test (Holm) that did not reject: an interval
-    that excludes zero is then still "not resolved"."""
+    "A > B". ``resolved`` is an adjusted test's verdict (Holm) and decides over the interval:
+    False keeps an interval that excludes zero "not resolved"; True resolves in the direction
+    of ``diff`` even where the unadjusted percentile interval just touches zero."""
     fmt = lambda v: f"{v:+.{digits}f}{unit}"  # noqa: E731
     stat = f"{fmt(diff)} [{fmt(low)}, {fmt(high)}]" + (f", p = {p:.2g}" if p is not None else "")
     subject = f"{what} " if what else ""
     scope = "" if covers == SEEDS else " for these trained models"
     above, below = np.isfinite(low) and low > 0, np.isfinite(high) and high < 0
+    if resolved is True and not (above or below):  # the test rejected; its direction is the estimate's
+        above, below = diff > 0, diff < 0
     a_wins, b_wins = (below, above) if higher_is_better is False else (above, below)
     if resolved is False and (a_wins or b_wins):
         return Finding("not resolved", f"no difference between {a} and {b} detected after Holm{scope}: {subject}{stat}",

@@ -27,6 +27,7 @@ EVALUATION = 1.15  # evaluation passes on top of training, as measured on the cp
 CPU_BATCH_CAP = 128  # img/s of a training step on 2 cores, bf16, batch 32 / 128 / 256 (2026-12): limited I at
 # 32 px 682 / 1222 / 1089, IIa 601 / 698 / 763, ResNet-18 ×0.5 at 64 px 546 / 917 / 1035, against 1417, 849
 # and 907 in the cpu book's own runs: timed at 32 the limited chapter was announced at 1 h 20 min and took 34
+# min of wall time (45.5 min cold with the ablation's cached models).
 
 
 def recorded_seconds(study: str, params: dict, folders: list[Path], cache: Cache | None = None,

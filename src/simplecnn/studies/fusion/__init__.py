@@ -383,8 +383,8 @@ def rule_finding(rule: str, reference: str, delta: float, low: float, high: floa
                  resolved: bool) -> findings.Finding:
     """A rule against the reference on test (AUC difference, paired bootstrap interval over
     test images, Holm-adjusted p deciding), in the shared words of ``core.findings``."""
-    return findings.compare(rule, reference, delta, low, high, findings.IMAGES, "image macro AUC (Holm-adjusted p)", digits=3,
-                            p=p_holm, higher_is_better=True, resolved=resolved)
+    return findings.compare(rule, reference, delta, low, high, findings.IMAGES, "image macro AUC (Holm-adjusted p)",
+                            digits=3, p=p_holm, higher_is_better=True, resolved=resolved)
 
 
 def check_lines(result: FusionResult) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from simplecnn.core import findings
-
 from simplecnn.studies.gradcam.faithfulness import METRIC_LABELS
 from simplecnn.studies.gradcam.maps import BEST, LABELS, REFERENCES
 
